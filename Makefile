@@ -1,0 +1,39 @@
+# The two commands of the README, plus release. Each sets itself up on a fresh machine
+# with only Python 3.10+ and make: a virtual environment in .venv, the course installed
+# into it with `pip install -e .`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+
+.PHONY: lab test release check lint clean
+
+$(READY): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	@touch $@
+
+## open the course in JupyterLab
+lab: $(READY)
+	$(BIN)/jupyter lab notebooks/
+
+## the whole test suite: unit tests, release sync, conformance, grading, every notebook.
+## Two workers, one notebook per worker; one thread each, so timings stay comparable.
+test: $(READY)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
+release: $(READY)
+	$(BIN)/python -m utils.course release
+
+check: $(READY)
+	$(BIN)/python -m utils.course check
+
+lint: $(READY)
+	$(BIN)/ruff check utils tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,77 @@
+"""Suite-wide pytest hooks for the notebook run (nbval).
+
+- kernels print tracebacks without colour codes, so CI logs stay readable;
+- a per-notebook timing table closes the run, flagging notebooks over their 60 s budget;
+- a notebook that executed no cell fails the run (nbval alone would pass it silently).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK_BUDGET_S = 60.0
+NOTEBOOK_DIRS = ("solutions", "notebooks")
+
+_seconds: dict[str, float] = defaultdict(float)
+_cells: dict[str, int] = defaultdict(int)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "IPYTHONDIR" not in os.environ:  # kernels inherit it: no ANSI colours in tracebacks
+        ipython_dir = Path(tempfile.mkdtemp(prefix="course-ipython-"))
+        profile = ipython_dir / "profile_default"
+        profile.mkdir(parents=True)
+        (profile / "ipython_kernel_config.py").write_text('c.InteractiveShell.colors = "nocolor"\n')
+        os.environ["IPYTHONDIR"] = str(ipython_dir)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path, _, _ = report.nodeid.partition("::")
+    if not path.endswith(".ipynb"):
+        return
+    _seconds[path] += report.duration
+    if report.when == "call":
+        _cells[path] += 1
+
+
+def _expected_notebooks(config: pytest.Config) -> list[str]:
+    root = Path(config.rootpath)
+    args = config.args or [str(root / d) for d in NOTEBOOK_DIRS]
+    found = []
+    for arg in args:
+        path = Path(arg.partition("::")[0])
+        path = path if path.is_absolute() else Path(config.invocation_params.dir) / path
+        candidates = [path] if path.suffix == ".ipynb" else path.rglob("*.ipynb") if path.is_dir() else []
+        for nb in candidates:
+            rel = nb.resolve().relative_to(root.resolve()).as_posix()
+            if ".ipynb_checkpoints" not in rel and rel.split("/")[0] in NOTEBOOK_DIRS:
+                found.append(rel)
+    return sorted(set(found))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.keyword or config.option.markexpr:
+        return  # only the controller checks, and only on a full (unfiltered) run
+    if config.option.collectonly:
+        return
+    silent = [nb for nb in _expected_notebooks(config) if _cells.get(nb, 0) == 0]
+    if silent:
+        config._course_silent = silent  # reported in the terminal summary
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _seconds:
+        terminalreporter.section("notebook timings (kernel start included)")
+        for path, seconds in sorted(_seconds.items(), key=lambda item: -item[1]):
+            flag = "  OVER BUDGET" if seconds > NOTEBOOK_BUDGET_S else ""
+            terminalreporter.write_line(f"{seconds:7.1f} s  {_cells[path]:3d} cells  {path}{flag}")
+        terminalreporter.write_line(f"{sum(_seconds.values()):7.1f} s  in all ({len(_seconds)} notebooks)")
+    for nb in getattr(config, "_course_silent", []):
+        terminalreporter.write_line(f"FAILED {nb}: the notebook executed no cell", red=True)

@@ -1,0 +1,82 @@
+"""Timing helpers shared by notebooks and benchmark scripts.
+
+Benchmarks print ratios measured side by side in one run (the machines are shared and
+noisy, so absolute times drift). Run one with `python -m utils.bench NAME`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Wait for queued GPU work, so that a timer measures it (no-op on the CPU)."""
+    kind = torch.device(device).type if device is not None else None
+    if kind in (None, "cuda") and torch.cuda.is_available():
+        torch.cuda.synchronize()
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of `repeat` calls after warm-up."""
+
+    median: float
+    best: float
+    runs: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.median * 1e3:.2f} ms (best {self.best * 1e3:.2f} ms, n={len(self.runs)})"
+
+
+def time_it(
+    fn: Callable[[], object],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+) -> Timing:
+    """Time `fn()`: `warmup` untimed calls, then the median and best of `repeat` timed ones."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"time_it needs repeat >= 1 and warmup >= 0, got {repeat=} {warmup=}")
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        runs.append(time.perf_counter() - start)
+    return Timing(statistics.median(runs), min(runs), tuple(runs))
+
+
+def compare(
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+) -> dict[str, Timing]:
+    """Time several functions side by side, interleaved round by round, so that a burst of
+    load on a shared machine hits them all alike; use `.best` for ratios."""
+    if not fns:
+        raise ValueError("compare needs at least one function to time")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            runs[name].append(time.perf_counter() - start)
+    return {name: Timing(statistics.median(r), min(r), tuple(r)) for name, r in runs.items()}

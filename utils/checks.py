@@ -1,0 +1,214 @@
+"""Feedback for exercises: every check cell in the course goes through these helpers.
+
+A check cell looks like this::
+
+    with checks.exercise("stable_softmax"):
+        out = stable_softmax(x)
+        checks.check_shape(out, x.shape, name="stable_softmax(x)")
+        checks.check_close(out, torch.softmax(x, -1), name="stable_softmax(x)",
+                           mistakes={"the softmax ran over dim 0": torch.softmax(x, 0)})
+
+- An exercise whose body still raises the stub's bare `NotImplementedError` is *not
+  attempted*: students see a notice and the notebook goes on; under nbgrader
+  (`NBGRADER_EXECUTION` set) it raises, so the exercise scores zero.
+- A wrong answer raises `CheckFailed` (an `AssertionError`, so nbgrader counts it) with
+  the expected and the actual value and, where one is known, the likely mistake.
+- A right answer prints a one-line pass.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+PASS = "\N{WHITE HEAVY CHECK MARK}"
+TODO = "\N{WHITE HOURGLASS}"
+
+
+class CheckFailed(AssertionError):
+    """A student's answer is wrong; the message says how and, if known, why."""
+
+
+class NotAttempted(AssertionError):
+    """Raised under nbgrader for an exercise whose stub was never replaced."""
+
+
+def _grading() -> bool:
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+@contextmanager
+def exercise(name: str) -> Iterator[None]:
+    """Run one exercise's checks: pass, "not attempted yet", or a failure with a hint."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"exercise() takes the exercise's name as a non-empty str, got {name!r}")
+    try:
+        yield
+    except NotImplementedError as err:
+        if err.args:  # a library's own NotImplementedError carries a message; the stub's doesn't
+            raise
+        if _grading():
+            raise NotAttempted(
+                f"{name}: not attempted (its body still raises NotImplementedError)"
+            ) from None
+        print(
+            f"{TODO} {name}: not attempted yet. Replace `raise NotImplementedError()` "
+            "with your code, then run this cell again."
+        )
+    except CheckFailed as err:
+        raise CheckFailed(f"{name}: {err}") from None
+    else:
+        print(f"{PASS} {name}: all checks passed.")
+
+
+# ---------------------------------------------------------------- argument checking
+
+
+def _require_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    hint = ""
+    if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor):
+        hint = " (you returned a tuple: return only the tensor asked for)"
+    elif value is None:
+        hint = " (did you forget `return`?)"
+    elif hasattr(value, "__array__"):
+        hint = " (convert with torch.as_tensor, or stay in torch throughout)"
+    raise CheckFailed(f"{name} should be a torch.Tensor, got {type(value).__name__}{hint}")
+
+
+def _as_shape(expected: Any, caller: str) -> tuple[int, ...]:
+    if isinstance(expected, torch.Size) or (
+        isinstance(expected, Sequence)
+        and not isinstance(expected, str)
+        and all(isinstance(d, int) for d in expected)
+    ):
+        return tuple(expected)
+    raise TypeError(
+        f"{caller}: `expected` must be a shape such as (2, 5, 16) or a torch.Size, "
+        f"got {type(expected).__name__} {expected!r}"
+    )
+
+
+# ---------------------------------------------------------------- shapes and dtypes
+
+
+def diagnose_shape(actual: tuple[int, ...], expected: tuple[int, ...]) -> str | None:
+    """The usual cause of getting `actual` where `expected` was wanted, if it is a classic."""
+    if actual == expected:
+        return None
+    if len(actual) == len(expected) and sorted(actual) == sorted(expected):
+        swapped = [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
+        return f"the same sizes in another order (dims {swapped} differ): did you transpose or permute the wrong dims?"
+    if len(actual) == len(expected) - 1 and any(
+        actual == expected[:i] + expected[i + 1 :] for i in range(len(expected))
+    ):
+        return "one dim is missing: did you reduce over it without keepdim=True, or squeeze it?"
+    if len(actual) == len(expected) + 1 and any(
+        expected == actual[:i] + actual[i + 1 :] for i in range(len(actual))
+    ):
+        return "one dim too many: an unsqueeze, or a reduction over the wrong dim?"
+    if math.prod(actual) == math.prod(expected):
+        return "the same number of elements: a view/reshape into the wrong layout?"
+    return None
+
+
+def check_shape(value: Any, expected: Any, name: str = "output") -> None:
+    """Fail with both shapes and the likely cause unless `value.shape == expected`."""
+    expected = _as_shape(expected, "check_shape")
+    tensor = _require_tensor(value, name)
+    actual = tuple(tensor.shape)
+    if actual != expected:
+        cause = diagnose_shape(actual, expected)
+        raise CheckFailed(
+            f"expected {name} to have shape {expected}, got {actual}" + (f": {cause}" if cause else "")
+        )
+
+
+def check_dtype(value: Any, expected: torch.dtype, name: str = "output") -> None:
+    """Fail unless `value` is a tensor of dtype `expected`."""
+    if not isinstance(expected, torch.dtype):
+        raise TypeError(f"check_dtype: `expected` must be a torch.dtype, got {expected!r}")
+    tensor = _require_tensor(value, name)
+    if tensor.dtype != expected:
+        hint = ""
+        if tensor.dtype == torch.int64 and expected.is_floating_point:
+            hint = ": integer division or torch.arange without dtype? use .float() or dtype=..."
+        elif tensor.dtype.is_floating_point and expected.is_floating_point:
+            hint = ": a tensor created without dtype=... picks torch's default; follow the input's dtype"
+        elif expected == torch.bool:
+            hint = ": a comparison (==, <) gives a bool tensor; multiplying or casting loses that"
+        raise CheckFailed(f"expected {name} to have dtype {expected}, got {tensor.dtype}{hint}")
+
+
+def check_true(condition: bool, message: str) -> None:
+    """Fail with `message` unless `condition` holds (for properties not covered above)."""
+    if not isinstance(message, str):
+        raise TypeError(f"check_true: `message` must be a str, got {type(message).__name__}")
+    if not bool(condition):
+        raise CheckFailed(message)
+
+
+# ---------------------------------------------------------------- values
+
+
+def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in torch.nonzero(mask)[0])
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol, equal_nan=True)
+
+
+def check_close(
+    actual: Any,
+    expected: Any,
+    name: str = "output",
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    mistakes: Mapping[str, Any] | None = None,
+    nonfinite_hint: str = "",
+) -> None:
+    """Fail unless `actual` matches `expected`; report the largest error and where it is.
+
+    `mistakes` maps a description of a classic mistake to the output that mistake gives;
+    when the student's output matches one, the message names it.
+    """
+    expected_t = torch.as_tensor(expected)
+    if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        actual = torch.as_tensor(actual, dtype=expected_t.dtype)
+    actual_t = _require_tensor(actual, name)
+    check_shape(actual_t, tuple(expected_t.shape), name)
+    a = actual_t.detach().to("cpu", torch.float64)
+    e = expected_t.detach().to("cpu", torch.float64)
+
+    bad = ~torch.isfinite(a) & torch.isfinite(e)
+    if bad.any():
+        where = _first_index(bad)
+        raise CheckFailed(
+            f"{name} has {int(bad.sum())} non-finite value(s) (first at index {where}: "
+            f"{a[where].item()}) where finite values were expected"
+            + (f": {nonfinite_hint}" if nonfinite_hint else "")
+        )
+    if _close(a, e, atol, rtol):
+        return
+
+    for description, wrong in (mistakes or {}).items():
+        wrong_t = torch.as_tensor(wrong).detach().to("cpu", torch.float64)
+        if _close(a, wrong_t, atol, rtol):
+            raise CheckFailed(f"{name} is not what was expected: it looks like {description}.")
+
+    error = (a - e).abs().nan_to_num(nan=float("inf"))
+    where = _first_index(error == error.max())
+    raise CheckFailed(
+        f"{name} differs from the reference: largest error {error.max().item():.3g} at index "
+        f"{where} (got {a[where].item():.6g}, expected {e[where].item():.6g}); "
+        f"{int((error > atol + rtol * e.abs()).sum())} of {e.numel()} values are off "
+        f"(atol={atol:g}, rtol={rtol:g})"
+    )

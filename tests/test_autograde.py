@@ -4,6 +4,7 @@ untouched student version scores zero under `nbgrader autograde`."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,10 @@ LESSON = "00_course_tour"
 
 
 def _nbgrader(course: Path, *args: str) -> None:
+    # nbgrader runs `alembic` by name: put this environment's scripts first on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "PATH": path})
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -88,7 +88,8 @@ def test_known_mistake_is_named() -> None:
 
 def test_non_finite_output_gets_the_hint() -> None:
     actual = torch.tensor([0.5, float("nan")])
-    with pytest.raises(checks.CheckFailed, match=r"1 non-finite value\(s\) \(first at index \(1,\).*subtract the max"):
+    pattern = r"1 non-finite value\(s\) \(first at index \(1,\).*subtract the max"
+    with pytest.raises(checks.CheckFailed, match=pattern):
         checks.check_close(actual, torch.tensor([0.5, 0.5]), nonfinite_hint="subtract the max")
 
 

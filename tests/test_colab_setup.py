@@ -41,7 +41,8 @@ def _colab_like_python(tmp: Path) -> Path:
 
 def test_setup_cell_installs_the_course_on_colab(tmp_path: Path, root: Path, monkeypatch) -> None:
     python = _colab_like_python(tmp_path)
-    probe = subprocess.run([python, "-c", "import torch, utils"], capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", "import torch, utils"], capture_output=True, text=True,
+                           cwd=tmp_path)
     assert "No module named 'utils'" in probe.stderr, "the simulated Colab must start without utils"
 
     stand_in = tmp_path / "stand-in"
@@ -66,7 +67,9 @@ def test_setup_cell_installs_the_course_on_colab(tmp_path: Path, root: Path, mon
     ])
     empty = tmp_path / "content"
     empty.mkdir()
-    NotebookClient(nb, kernel_name="colab", timeout=300, resources={"metadata": {"path": str(empty)}}).execute()
+    client = NotebookClient(nb, kernel_name="colab", timeout=300,
+                            resources={"metadata": {"path": str(empty)}})
+    client.execute()
 
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.outputs)
     assert f"UTILS {tmp_path / 'colab-venv'}" in printed, printed

@@ -103,8 +103,9 @@ def diagnose_shape(actual: tuple[int, ...], expected: tuple[int, ...]) -> str | 
     if actual == expected:
         return None
     if len(actual) == len(expected) and sorted(actual) == sorted(expected):
-        swapped = [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
-        return f"the same sizes in another order (dims {swapped} differ): did you transpose or permute the wrong dims?"
+        swapped = [i for i, (a, e) in enumerate(zip(actual, expected, strict=True)) if a != e]
+        return (f"the same sizes in another order (dims {swapped} differ): "
+                "did you transpose or permute the wrong dims?")
     if len(actual) == len(expected) - 1 and any(
         actual == expected[:i] + expected[i + 1 :] for i in range(len(expected))
     ):

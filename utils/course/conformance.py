@@ -79,7 +79,8 @@ def _exercise_problems(nb, student: bool) -> list[str]:
             try:
                 outside = _lines_outside_defs(cell.source, needles)
             except SyntaxError as err:
-                found.append(f"exercise {pending!r} (cell {index}) does not parse: {err.msg}, line {err.lineno}")
+                found.append(f"exercise {pending!r} (cell {index}) does not parse: "
+                             f"{err.msg}, line {err.lineno}")
                 continue
             if outside or not any(n in cell.source for n in needles):
                 found.append(f"exercise {pending!r} (cell {index}) must be a function or class whose "

@@ -24,8 +24,9 @@ from nbgrader.preprocessors import (
 )
 
 from utils.course.config import CourseConfig, lessons, load_config, repo_root, solution_path, student_path
-from utils.course.stamp import stamp
+from utils.course.stamp import badges, stamp
 
+MAP_START, MAP_END = "<!-- course-map:start -->", "<!-- course-map:end -->"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
 MARKER_PAIRS = (
@@ -117,17 +118,41 @@ def _write_if_changed(path: Path, text: str) -> bool:
     if path.is_file() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".ipynb.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
     return True
 
 
+def course_map(root: Path, config: CourseConfig) -> str:
+    """The README's table of lessons, each with its Colab and Kaggle badges."""
+    rows = ["| lesson | open it |", "|---|---|"]
+    for lesson in lessons(root):
+        title = read_notebook(solution_path(lesson, root)).cells[0].source.splitlines()[0]
+        link = f"[{title.removeprefix('# ')}](notebooks/{lesson}/{lesson}.ipynb)"
+        rows.append(f"| {link} | {badges(config, lesson)} |")
+    return "\n".join(rows)
+
+
+def readme_with_map(root: Path, config: CourseConfig) -> str | None:
+    """README.md with its course map regenerated (None when it has no map markers)."""
+    path = root / "README.md"
+    text = path.read_text() if path.is_file() else ""
+    if MAP_START not in text or MAP_END not in text:
+        return None
+    head, rest = text.split(MAP_START, 1)
+    _, tail = rest.split(MAP_END, 1)
+    return f"{head}{MAP_START}\n{course_map(root, config)}\n{MAP_END}{tail}"
+
+
 def release(root: Path | None = None, only: list[str] | None = None) -> list[Path]:
-    """Stamp solutions and regenerate notebooks; returns the files that changed."""
+    """Stamp solutions, regenerate notebooks and the README's course map; returns what changed."""
     root = root or repo_root()
     config = load_config(root)
     changed = []
+    readme = readme_with_map(root, config)
+    if readme is not None and _write_if_changed(root / "README.md", readme):
+        changed.append(root / "README.md")
     for lesson in only or lessons(root):
         result = build(lesson, root, config)
         for path, text in ((solution_path(lesson, root), result.solution_text),
@@ -142,6 +167,9 @@ def out_of_sync(root: Path | None = None) -> list[str]:
     root = root or repo_root()
     config = load_config(root)
     problems = []
+    readme = readme_with_map(root, config)
+    if readme is not None and readme != (root / "README.md").read_text():
+        problems.append("README.md's course map is out of date: run `make release` and commit")
     for lesson in lessons(root):
         result = build(lesson, root, config)
         source, target = solution_path(lesson, root), student_path(lesson, root)
@@ -158,5 +186,6 @@ def out_of_sync(root: Path | None = None) -> list[str]:
     released = root / "notebooks"
     for folder in sorted(released.iterdir()) if released.is_dir() else []:
         if folder.is_dir() and re.match(r"^\d\d_", folder.name) and folder.name not in lessons(root):
-            problems.append(f"notebooks/{folder.name} has no source in solutions/: delete it or add the source")
+            problems.append(f"notebooks/{folder.name} has no source in solutions/: "
+                            "delete it or add the source")
     return problems

@@ -48,10 +48,8 @@ def badges(config: CourseConfig, lesson: str) -> str:
 def _stamp_title(cell: nbformat.NotebookNode, config: CourseConfig, lesson: str, where: str) -> None:
     lines = cell.source.splitlines()
     if not lines or not lines[0].startswith("# "):
-        raise ValueError(
-            f"{where}: the first cell must be markdown starting with the title line '# NN · Title', "
-            f"got {lines[0][:60]!r}" if lines else f"{where}: the first cell is empty; start it with '# NN · Title'"
-        )
+        got = repr(lines[0][:60]) if lines else "an empty cell"
+        raise ValueError(f"{where}: the first cell must start with the title line '# NN · Title', got {got}")
     body = [line for line in lines[1:] if not line.startswith(BADGE_PREFIX)]
     while body and not body[0].strip():
         body.pop(0)

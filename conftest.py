@@ -2,7 +2,8 @@
 
 - kernels print tracebacks without colour codes, so CI logs stay readable;
 - a per-notebook timing table closes the run, flagging notebooks over their 60 s budget;
-- a notebook that executed no cell fails the run (nbval alone would pass it silently).
+- a notebook that executed no cell fails the run (nbval alone would pass it silently);
+- trained models are cached in a fresh folder per run (`COURSE_CACHE`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ _cells: dict[str, int] = defaultdict(int)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # One fresh cache of trained models per test run (kernels and workers inherit it):
+    # notebooks share it within the run, but never depend on what an earlier run left.
+    if "COURSE_CACHE" not in os.environ:
+        os.environ["COURSE_CACHE"] = tempfile.mkdtemp(prefix="course-cache-")
     if "IPYTHONDIR" not in os.environ:  # kernels inherit it: no ANSI colours in tracebacks
         ipython_dir = Path(tempfile.mkdtemp(prefix="course-ipython-"))
         profile = ipython_dir / "profile_default"

@@ -1,0 +1,90 @@
+"""utils.training: the loop trains, the cache serves the same model back, keyed by config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from utils import results, training
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    width: int = 4
+    steps: int = 30
+
+
+def _regression_batches():
+    generator = torch.Generator().manual_seed(0)
+    while True:
+        x = torch.randn(16, 4, generator=generator)
+        yield x, x.sum(1, keepdim=True)
+
+
+def _mse(model: nn.Module, batch) -> torch.Tensor:
+    x, y = batch
+    return nn.functional.mse_loss(model(x), y)
+
+
+def test_train_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    log = training.train(model, _regression_batches(), _mse, steps=200, lr=0.05)
+    assert log.steps == 200 and log.seconds > 0
+    assert sum(log.losses[-10:]) < 0.01 * sum(log.losses[:10])
+
+
+def test_non_finite_loss_stops_with_advice() -> None:
+    model = nn.Linear(4, 1)
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        training.train(model, [(torch.full((2, 4), float("nan")), torch.zeros(2, 1))], _mse, steps=1)
+
+
+def test_empty_training_data_is_reported() -> None:
+    with pytest.raises(ValueError, match="yielded no batch"):
+        training.train(nn.Linear(4, 1), [], _mse, steps=1)
+
+
+def test_cached_run_trains_once_then_loads(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    calls = []
+
+    def fit(model: nn.Module) -> dict:
+        calls.append(1)
+        training.train(model, _regression_batches(), _mse, steps=TinyConfig().steps, lr=0.05)
+        return {"metric": 1.5}
+
+    first, info1 = training.cached_run("tiny", TinyConfig(), lambda: nn.Linear(4, 1), fit)
+    second, info2 = training.cached_run("tiny", TinyConfig(), lambda: nn.Linear(4, 1), fit)
+    assert calls == [1] and info1 == {"metric": 1.5, "cached": False} and info2["cached"]
+    assert torch.equal(first.weight, second.weight)
+    training.cached_run("tiny", TinyConfig(steps=31), lambda: nn.Linear(4, 1), fit)
+    assert calls == [1, 1], "another configuration must not reuse the cached weights"
+
+
+def test_corrupt_cache_entry_is_retrained(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    key = training.run_key("tiny", TinyConfig())
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / f"{key}.pt").write_bytes(b"torn write")
+    _, info = training.cached_run("tiny", TinyConfig(), lambda: nn.Linear(4, 1), lambda m: {})
+    assert info == {"cached": False} and "unusable" in capsys.readouterr().out
+
+
+def test_smoothed_loss_is_a_running_mean() -> None:
+    assert training.TrainLog(losses=[1.0, 3.0, 5.0]).smoothed(window=2) == [1.0, 2.0, 4.0]
+
+
+def test_results_table_runs_registered_experiments_in_lesson_order() -> None:
+    def fake(lesson: str, value: float):
+        return lambda profile, device: results.Result("toy", f"model {lesson}", lesson, "accuracy",
+                                                      value, 10, 0.1, "toy test")
+    results.experiment("toy-b", task="toy", lesson="02_b")(fake("02_b", 0.7))
+    results.experiment("toy-a", task="toy", lesson="01_a")(fake("01_a", 0.5))
+    frame = results.table("toy", up_to="01_z", profile=None, device=None)
+    assert frame["model"].tolist() == ["model 01_a"]
+    frame = results.table("toy", up_to="02_b", profile=None, device=None)
+    assert frame["value"].tolist() == [0.5, 0.7]

@@ -1,0 +1,56 @@
+"""utils.models.transformer: blocks agree with PyTorch's and respect their masks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from utils.models.transformer import DecoderBlock, EncoderBlock, TokenEmbedding
+
+
+def _copy_into_torch_layer(block: EncoderBlock, layer: nn.TransformerEncoderLayer) -> None:
+    layer.self_attn.load_state_dict(block.self_attn.to_torch().state_dict())
+    layer.linear1.load_state_dict(block.feed_forward.net[0].state_dict())
+    layer.linear2.load_state_dict(block.feed_forward.net[3].state_dict())
+    layer.norm1.load_state_dict(block.attn_branch.norm.state_dict())
+    layer.norm2.load_state_dict(block.ff_branch.norm.state_dict())
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_encoder_block_equals_torch_encoder_layer(norm_first: bool) -> None:
+    torch.manual_seed(0)
+    block = EncoderBlock(16, 4, 32, norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first).eval()
+    _copy_into_torch_layer(block, layer)
+    x = torch.randn(3, 7, 16)
+    token_mask = torch.arange(7)[None, :] < torch.tensor([7, 5, 2])[:, None]  # (B, T)
+    ours = block(x, token_mask)
+    theirs = layer(x, src_key_padding_mask=~token_mask)  # PyTorch: True = padding
+    real = token_mask[..., None]
+    torch.testing.assert_close(ours * real, theirs * real, atol=1e-5, rtol=1e-4)
+
+
+def test_padding_never_changes_real_positions() -> None:
+    torch.manual_seed(0)
+    block = EncoderBlock(16, 4, 32).eval()
+    x = torch.randn(1, 5, 16)
+    padded = torch.cat([x, torch.randn(1, 3, 16)], dim=1)
+    mask = torch.tensor([[True] * 5 + [False] * 3])
+    torch.testing.assert_close(block(padded, mask)[:, :5], block(x), atol=1e-5, rtol=1e-4)
+
+
+def test_decoder_block_never_looks_at_future_targets() -> None:
+    torch.manual_seed(0)
+    block = DecoderBlock(16, 4, 32).eval()
+    y, memory = torch.randn(2, 6, 16), torch.randn(2, 4, 16)
+    changed = y.clone()
+    changed[:, 4:] = torch.randn(2, 2, 16)
+    torch.testing.assert_close(block(y, memory)[:, :4], block(changed, memory)[:, :4])
+
+
+def test_token_embedding_offset_continues_the_positions() -> None:
+    embed = TokenEmbedding(20, 8, max_len=16).eval()
+    ids = torch.randint(1, 20, (2, 6))
+    torch.testing.assert_close(embed(ids)[:, 4:], embed(ids[:, 4:], offset=4))

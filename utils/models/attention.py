@@ -41,7 +41,7 @@ def padding_mask(lengths_or_mask: Tensor, max_len: int | None = None) -> Tensor:
     """(B, 1, 1, L) bool mask, True at real tokens, from lengths (B,) or a token mask (B, L)."""
     x = lengths_or_mask
     if not isinstance(x, Tensor):
-        raise TypeError(f"padding_mask takes a tensor of lengths (B,) or a bool mask (B, L), got {x!r}")
+        raise TypeError(f"padding_mask takes lengths (B,) or a bool mask (B, L), got {x!r}")
     if x.dtype == torch.bool and x.dim() == 2:
         token_mask = x  # (B, L), True = real token
     elif not x.is_floating_point() and x.dtype != torch.bool and x.dim() == 1:
@@ -192,7 +192,7 @@ def _fused_attention(
     is_causal: bool,
     dropout_p: float,
 ) -> Tensor:
-    """The same result as our explicit path, via PyTorch's fused kernel: (B, H, L, Dh) -> (B, H, Lq, Dh)."""
+    """Our explicit path's output via PyTorch's fused kernel: (B, H, L, Dh) -> (B, H, Lq, Dh)."""
     if mask is None:  # the kernel has its own causal mask (top-left aligned, like ours)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal)
     mask = _visible(mask, is_causal, q.shape[:-1] + k.shape[-2:-1], q.device)
@@ -212,7 +212,8 @@ class MultiHeadAttention(nn.Module):
             fits = [h for h in range(1, d_model + 1) if d_model % h == 0]
             raise ValueError(
                 f"d_model={d_model} must be divisible by num_heads={num_heads}, so that each "
-                f"head gets head_dim = d_model / num_heads features; num_heads could be one of {fits}"
+                f"head gets head_dim = d_model / num_heads features; num_heads could be one "
+                f"of {fits}"
             )
         self.d_model = d_model
         self.num_heads = num_heads
@@ -460,7 +461,9 @@ class FlashAttentionFunction(torch.autograd.Function):
 def _check_flash_inputs(q: Tensor, k: Tensor, v: Tensor, block_size: int) -> None:
     _check_qkv(q, k, v)
     if q.dtype not in _FLASH_DTYPES:
-        raise TypeError(f"flash_attention supports float16, bfloat16, float32, float64; got {q.dtype}")
+        raise TypeError(
+            f"flash_attention supports float16, bfloat16, float32 and float64, got {q.dtype}"
+        )
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
     if k.shape[-2] == 0:

@@ -11,17 +11,12 @@ returns one pandas row per model. A later lesson "appends" to the table by regis
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-
-# Modules that register experiments when imported, in curriculum order.
-EXPERIMENT_MODULES = (
-    "utils.experiments.sentiment",
-    "utils.experiments.translation",
-)
 
 
 @dataclass(frozen=True)
@@ -63,12 +58,11 @@ def experiment(name: str, *, task: str, lesson: str) -> Callable:
 
 
 def _load_all() -> None:
-    for module in EXPERIMENT_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # a real import error inside the module
-                raise
+    """Import every module of utils.experiments: importing one registers its experiments."""
+    import utils.experiments
+
+    for module in pkgutil.iter_modules(utils.experiments.__path__):
+        importlib.import_module(f"utils.experiments.{module.name}")
 
 
 def experiments(task: str | None = None, up_to: str | None = None) -> list[Experiment]:

@@ -20,8 +20,11 @@ from utils.bench import time_it
 from utils.models.attention import MultiHeadAttention
 
 
-def _step(module: Callable[..., tuple[torch.Tensor, torch.Tensor | None]], x: torch.Tensor,
-          **kwargs: object) -> Callable[[], None]:
+def _step(
+    module: Callable[..., tuple[torch.Tensor, torch.Tensor | None]],
+    x: torch.Tensor,
+    **kwargs: object,
+) -> Callable[[], None]:
     """A forward + backward of self-attention on x (B, T, D)."""
 
     def run() -> None:
@@ -59,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, fn in cases.items():
             medians[key].append(time_it(fn, repeat=args.repeat, device=device).median)
 
-    print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); "
-          f"B={args.batch} T={args.seq_len} D={args.d_model} H={args.heads}, forward+backward")
+    print(
+        f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); "
+        f"B={args.batch} T={args.seq_len} D={args.d_model} H={args.heads}, forward+backward"
+    )
     print(f"{'path':<34}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}")
     labels = {"weights": "weights returned (explicit)", "fast": "need_weights=False (fused SDPA)"}
     for path, label in labels.items():

@@ -1,0 +1,89 @@
+"""utils.memory, lesson 10: the peak memory of attention calls, measured."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from utils import memory
+from utils.memory import AttentionCall
+
+MiB = 2**20
+linux_only = pytest.mark.skipif(not memory.can_measure("cpu"), reason="the CPU measurement needs Linux /proc")
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(method="flashy", length=8), "unknown method"),
+        (dict(method="naive", length=8, dtype=torch.float32), "dtype must be one of"),
+        (dict(method="naive", length=8, sdpa_backend="MATH"), "sdpa_backend is for method 'sdpa'"),
+        (dict(method="sdpa", length=8, sdpa_backend="FAST"), "sdpa_backend is for method 'sdpa'"),
+        (dict(method="naive", length=0), "must be ints >= 1"),
+    ],
+)
+def test_attention_call_rejects_bad_fields_with_a_clear_message(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AttentionCall(**fields)
+
+
+def test_input_bytes_count_q_k_and_v() -> None:
+    call = AttentionCall("naive", length=100, batch=2, heads=3, head_dim=16, dtype="bfloat16")
+    assert call.input_bytes == 3 * 2 * 3 * 100 * 16 * 2
+
+
+@pytest.mark.parametrize("method", memory.METHODS)
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "training step"])
+def test_attention_step_runs_every_method_forward_and_backward(method: str, backward: bool) -> None:
+    call = AttentionCall(method, length=20, heads=2, head_dim=8, backward=backward)
+    step = memory.attention_step(call, "cpu")
+    step()
+    step()  # a second call works too: the gradients of the first were freed, not accumulated
+
+
+def test_attention_step_can_force_an_sdpa_backend() -> None:
+    memory.attention_step(AttentionCall("sdpa", length=16, heads=1, head_dim=8, sdpa_backend="MATH"), "cpu")()
+
+
+@linux_only
+def test_peak_bytes_sees_a_large_allocation_in_this_process() -> None:
+    # 64 MiB: above glibc's largest mmap threshold, so freshly mapped (and counted) in any process.
+    peak = memory.peak_bytes(lambda: torch.ones(16 * MiB), "cpu")
+    assert 63 * MiB <= peak <= 70 * MiB, peak / MiB
+
+
+def test_peak_bytes_refuses_a_device_it_cannot_measure() -> None:
+    with pytest.raises(RuntimeError, match="can be measured on CUDA or on a Linux CPU"):
+        memory.peak_bytes(lambda: None, "meta")
+
+
+def test_measure_peaks_takes_attention_calls_only() -> None:
+    with pytest.raises(TypeError, match="AttentionCall"):
+        memory.measure_peaks([{"method": "naive", "length": 8}], "cpu")
+
+
+@linux_only
+@pytest.mark.slow
+def test_measured_peaks_grow_like_the_score_matrix_for_naive_attention_only() -> None:
+    calls = [
+        AttentionCall("naive", 512),
+        AttentionCall("naive", 1024),
+        AttentionCall("flash", 1024),
+        AttentionCall("flash", 1024, backward=True),
+        AttentionCall("sdpa", 512),
+        AttentionCall("sdpa", 512, sdpa_backend="MATH"),
+    ]
+    naive_512, naive_1024, flash, flash_train, sdpa, sdpa_math = memory.measure_peaks(calls, "cpu")
+    score_512 = 4 * 512 * 512 * 4  # one (B=1, H=4, L, L) float32 tensor
+    assert 2.5 < naive_512 / score_512 < 3.6, naive_512 / score_512  # scores, masked scores, weights
+    assert 3.3 < naive_1024 / naive_512 < 4.7, naive_1024 / naive_512  # quadratic
+    assert flash * 10 < naive_1024, (flash, naive_1024)
+    assert flash_train > flash + 2 * MiB, (flash, flash_train)  # dq, dk, dv: 1 MiB each
+    assert sdpa_math > 5 * sdpa, (sdpa, sdpa_math)
+
+
+@linux_only
+def test_cpu_measurement_failure_reports_the_child_error(monkeypatch) -> None:
+    monkeypatch.setattr(memory, "_CHILD", "import sys; sys.exit('boom from the child')")
+    with pytest.raises(RuntimeError, match="boom from the child"):
+        memory.measure_peaks([AttentionCall("naive", 8)], "cpu")

@@ -1,0 +1,581 @@
+"""The course's distributed training script: a GPT trained on N processes (lessons 11 and 12).
+
+Run it from a terminal (any number of processes, CPU or GPUs)::
+
+    torchrun --standalone --nproc-per-node=2 -m utils.distributed.train --steps 40 --out runs/demo
+
+or from a notebook through `utils.distributed.launch.run`. What one run does:
+
+1. join the group torchrun describes (`env.init`: NCCL on GPUs, gloo on CPUs);
+2. build the same model on every rank (same seed) and wrap it: `DistributedDataParallel`
+   (`--strategy ddp`), FSDP's `fully_shard` (`fsdp`), a plain model whose gradients are
+   averaged with `all_reduce` by hand (`manual`), or nothing (`none`, one process);
+3. each step, every rank reads its share of the *global* batch from a `DistributedSampler`
+   (seeded, `set_epoch` every epoch), in `--accum-steps` micro-batches; gradients are
+   synchronised once, on the last micro-batch (`no_sync` before it);
+4. mixed precision where the device supports it (bf16, or fp16 with a gradient scaler);
+5. every `--ckpt-every` steps rank 0 writes an atomic checkpoint; at start-up the newest one
+   is resumed, also after `torchrun --max-restarts` restarted a failed group;
+6. rank 0 writes the metrics (`metrics.json`: losses, throughput, memory) to `--out`.
+
+The global batch at step s depends only on the seed and s, never on the world size, so N
+ranks with B/N sequences each compute the same gradients as one process with B, and a
+checkpoint resumes on another number of processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from utils.distributed import checkpoint, collectives
+from utils.distributed.env import DistEnv, init, shutdown
+from utils.training import atomic_save
+
+STRATEGIES = ("ddp", "fsdp", "manual", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; every field is also a command-line flag (`--global-batch 16`)."""
+
+    # the model: the course's GPT (lesson 09)
+    model: str = "gpt"
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 128
+    dropout: float = 0.0
+    # the data: "markov" (random walks on a fixed graph) or "text" (utils.data, packed)
+    data: str = "markov"
+    vocab_size: int = 32
+    seq_len: int = 32
+    num_samples: int = 1024
+    # optimisation
+    steps: int = 40
+    global_batch: int = 16  # sequences per optimizer step, over all ranks and micro-batches
+    accum_steps: int = 1  # micro-batches per step on each rank (gradient accumulation)
+    lr: float = 3e-3
+    warmup_steps: int = 5
+    clip_norm: float = 1.0  # 0 = no clipping
+    seed: int = 0
+    # parallelism and precision
+    strategy: str = "ddp"
+    amp: str = "auto"  # "auto": bf16 (or fp16) on GPUs that support it, off on the CPU; "off", "bf16", "fp16"
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    # checkpoints
+    ckpt_dir: str = ""
+    ckpt_every: int = 0  # 0 = no periodic checkpoints
+    keep: int = 2
+    # outputs
+    out: str = ""  # folder for metrics.json (rank 0), rank{r}.json, model.pt, grads.pt
+    save_model: bool = False
+    check_grads: bool = False  # at the first step: DDP's gradients vs all_reduce by hand; save them
+    log_every: int = 10
+    timing_warmup: int = 2  # steps left out of the throughput (start-up, allocator warm-up)
+    # fault injection (tests and lesson 12): rank `fail_rank` kills itself at `fail_at_step`,
+    # on the first attempt only, as a crashed machine would
+    fail_at_step: int = -1
+    fail_rank: int = 1
+
+    def validate(self, world_size: int) -> None:
+        """Raise ValueError with advice if these settings cannot run on `world_size` ranks."""
+        if self.strategy not in STRATEGIES:  # (main splits "ddp,fsdp" into one run each)
+            raise ValueError(f"--strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.strategy == "none" and world_size > 1:
+            raise ValueError(f"--strategy none trains one process alone, but the world size is {world_size}: "
+                             "use ddp, fsdp or manual")
+        if self.global_batch % (world_size * self.accum_steps) != 0:
+            raise ValueError(
+                f"the global batch ({self.global_batch}) must split evenly into {world_size} ranks x "
+                f"{self.accum_steps} micro-batches; choose --global-batch as a multiple of "
+                f"{world_size * self.accum_steps}")
+        if self.num_samples % self.global_batch != 0:
+            raise ValueError(f"--num-samples ({self.num_samples}) must be a multiple of --global-batch "
+                             f"({self.global_batch}) so that every epoch has whole steps")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+
+
+def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
+    """TrainConfig from flags named after its fields (`--global-batch 16`, `--save-model`)."""
+    parser = argparse.ArgumentParser(prog="utils.distributed.train", description=__doc__.splitlines()[0])
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(value), default=value,
+                                help=f"(default: {value!r})")
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def to_argv(settings: dict[str, Any]) -> list[str]:
+    """{"global_batch": 16, "save_model": True} -> ["--global-batch", "16", "--save-model"]."""
+    known = {f.name for f in fields(TrainConfig)}
+    argv: list[str] = []
+    for key, value in settings.items():
+        if key not in known:
+            raise ValueError(f"unknown training setting {key!r}; the settings are {sorted(known)}")
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + key.replace("_", "-"))
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+# --------------------------------------------------------------------------------------
+# Data: the global batch of step s depends on (seed, s) only
+# --------------------------------------------------------------------------------------
+
+
+def markov_task(num_samples: int, seq_len: int, vocab_size: int, seed: int) -> Tensor:
+    """(N, seq_len + 1) random walks on a fixed graph where every token has two successors.
+
+    A model that learns the graph predicts the next token with probability 1/2, so the loss
+    falls from log V towards log 2 (about 0.69) within a few dozen steps. Ids 0 and 1
+    (padding, start) are never drawn.
+    """
+    g = torch.Generator().manual_seed(seed)
+    successors = torch.randint(2, vocab_size, (vocab_size, 2), generator=g)  # (V, 2): the graph
+    walk = torch.empty(num_samples, seq_len + 1, dtype=torch.long)  # (N, T + 1)
+    walk[:, 0] = torch.randint(2, vocab_size, (num_samples,), generator=g)
+    coins = torch.randint(0, 2, (num_samples, seq_len), generator=g)  # (N, T): which successor
+    for t in range(seq_len):
+        walk[:, t + 1] = successors[walk[:, t], coins[:, t]]
+    return walk
+
+
+def text_task(cfg: TrainConfig) -> tuple[Tensor, int]:
+    """(N, seq_len + 1) sequences packed from the course's text-to-text data, and the vocabulary size."""
+    from utils.distributed import text_data
+
+    return text_data.packed_sequences(cfg.num_samples, cfg.seq_len, cfg.seed)
+
+
+def dataset_for(cfg: TrainConfig) -> tuple[TensorDataset, int]:
+    """The training sequences (the same on every rank) and the vocabulary size."""
+    if cfg.data == "markov":
+        walks = markov_task(cfg.num_samples, cfg.seq_len, cfg.vocab_size, cfg.seed)
+        return TensorDataset(walks), cfg.vocab_size
+    if cfg.data == "text":
+        sequences, vocab_size = text_task(cfg)
+        return TensorDataset(sequences), vocab_size
+    raise ValueError(f"--data must be 'markov' or 'text', got {cfg.data!r}")
+
+
+def local_batches(dataset: TensorDataset, cfg: TrainConfig, env: DistEnv,
+                  start_step: int) -> Iterator[Tensor]:
+    """This rank's (B/N, T+1) share of each step's global batch, from step `start_step` on.
+
+    `DistributedSampler` shuffles with seed + epoch (hence `set_epoch`), the same permutation
+    on every rank, and gives rank r the positions r, r+N, r+2N, ...; with batches of B/N the
+    N ranks' batches of step s together are exactly a single process's batch s of size B.
+    """
+    local = cfg.global_batch // env.world_size
+    per_epoch = len(dataset) // cfg.global_batch
+    sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=local, sampler=sampler, drop_last=True)
+    epoch, skip = divmod(start_step, per_epoch)
+    while True:
+        sampler.set_epoch(epoch)  # a new order every epoch; forget it and every epoch repeats the first
+        for (batch,) in itertools.islice(loader, skip, per_epoch):
+            yield batch
+        epoch, skip = epoch + 1, 0
+
+
+# --------------------------------------------------------------------------------------
+# Model, wrapping, precision
+# --------------------------------------------------------------------------------------
+
+
+def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
+    """The course's GPT (lesson 09), the same on every rank (seeded before the call)."""
+    if cfg.model != "gpt":
+        raise ValueError(f"--model must be 'gpt', got {cfg.model!r}")
+    from utils.models.gpt import GPT, GPTConfig
+
+    return GPT(GPTConfig(vocab_size=vocab_size, max_len=cfg.seq_len, d_model=cfg.d_model,
+                         num_heads=cfg.num_heads, num_layers=cfg.num_layers, d_ff=cfg.d_ff,
+                         dropout=cfg.dropout))
+
+
+def wrap(model: nn.Module, cfg: TrainConfig, env: DistEnv) -> nn.Module:
+    """DDP, FSDP or nothing around `model` (already on env.device)."""
+    if cfg.strategy == "ddp":
+        # gradient_as_bucket_view: gradients live in DDP's communication buckets instead of in
+        # a second copy, which saves one model's worth of memory.
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        return DDP(model, device_ids=ids, gradient_as_bucket_view=True)
+    if cfg.strategy == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        # The mesh names the device: left out, FSDP picks CUDA whenever a GPU exists, even for
+        # a run on the CPU.
+        mesh = init_device_mesh(env.device.type, (env.world_size,))
+        for block in model.blocks:  # each block gathers its weights just before it runs
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)  # the rest (embeddings, final norm, tied output layer)
+    return model
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 where the GPU supports it, else fp16 on GPUs; off on the CPU."""
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if _native_bf16() else torch.float16  # a T4: fp16
+    return None  # CPU autocast is slow on most CPUs: float32 there
+
+
+def _native_bf16() -> bool:
+    """bf16 in hardware (Ampere and newer); recent PyTorch also reports slow emulated bf16."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # PyTorch < 2.3 reports hardware support only
+        return torch.cuda.is_bf16_supported()
+
+
+def sync_context(model: nn.Module, last: bool) -> Any:
+    """Skip the gradient all-reduce on all micro-batches but the last (DDP's `no_sync`)."""
+    if isinstance(model, DDP):
+        return nullcontext() if last else model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a switch rather than a context
+        model.set_requires_gradient_sync(last)
+    return nullcontext()
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth: a function of the step alone (so resuming
+    needs no scheduler state)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _local(t: Tensor) -> Tensor:
+    return t.to_local() if hasattr(t, "to_local") else t  # an FSDP shard is a DTensor
+
+
+def training_memory(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes this rank holds for parameters, gradients and optimizer state (tensors only)."""
+    params = list(model.parameters())
+    nbytes = lambda ts: sum(_local(t).numel() * _local(t).element_size() for t in ts)  # noqa: E731
+    states = [v for s in optimizer.state.values() for k, v in s.items()
+              if isinstance(v, Tensor) and k != "step"]
+    return {"parameters": nbytes(params), "gradients": nbytes([p.grad for p in params if p.grad is not None]),
+            "optimizer": nbytes(states)}
+
+
+def expected_memory(num_params: int, world_size: int, strategy: str,
+                    bytes_per_value: int = 4) -> dict[str, int]:
+    """Bytes per rank for parameters, gradients and Adam's two moments (float32 by default):
+    DDP keeps all three whole on every rank; FSDP keeps a 1/N shard of each (Rajbhandari et al.
+    2020, ZeRO stage 3)."""
+    if strategy not in ("ddp", "fsdp"):
+        raise ValueError(f"strategy must be 'ddp' or 'fsdp', got {strategy!r}")
+    values = math.ceil(num_params / world_size) if strategy == "fsdp" else num_params
+    return {"parameters": values * bytes_per_value, "gradients": values * bytes_per_value,
+            "optimizer": 2 * values * bytes_per_value}
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> tuple[dict, dict]:
+    """Unsharded model and optimizer state, on the CPU (a collective under FSDP: all ranks call)."""
+    if cfg.strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_state_dict(model, optimizer, options=options)
+    module = model.module if isinstance(model, DDP) else model
+    to_cpu = lambda x: x.detach().cpu() if isinstance(x, Tensor) else x  # noqa: E731
+    model_state = {k: to_cpu(v) for k, v in module.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    per_param = {i: {k: to_cpu(v) for k, v in s.items()} for i, s in optim_state["state"].items()}
+    optim_state = {"state": per_param, "param_groups": optim_state["param_groups"]}
+    return model_state, optim_state
+
+
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict,
+                    cfg: TrainConfig) -> None:
+    """Put a checkpoint's full state into this rank's (wrapped, maybe sharded) model and optimizer."""
+    if cfg.strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, optimizer, model_state_dict=saved["model"], optim_state_dict=saved["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))
+        return
+    module = model.module if isinstance(model, DDP) else model
+    module.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+
+
+def digest(state: dict[str, Tensor]) -> str:
+    """A fingerprint of a model's exact bits: equal digests = bitwise-equal parameters."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+
+
+def _log(env: DistEnv, message: str) -> None:
+    if env.is_main:
+        print(f"[rank 0] {message}", flush=True)
+
+
+def _restart_count() -> int:
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def _maybe_fail(cfg: TrainConfig, env: DistEnv, step: int) -> None:
+    if step == cfg.fail_at_step and env.rank == cfg.fail_rank and _restart_count() == 0:
+        print(f"[rank {env.rank}] fault injection: killing this worker (SIGKILL) at step {step}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _resume(cfg: TrainConfig, env: DistEnv) -> dict | None:
+    """The newest checkpoint in --ckpt-dir, read by every rank (the step agreed via rank 0)."""
+    if not cfg.ckpt_dir:
+        return None
+    found = checkpoint.latest(cfg.ckpt_dir) if env.is_main else None
+    step = torch.tensor([found[1]["step"] if found else -1], device=env.device)  # NCCL: on the GPU
+    dist.broadcast(step, src=0)  # every rank resumes the same step, or none does
+    if int(step) < 0:
+        return None
+    path = checkpoint.path_for(cfg.ckpt_dir, int(step))
+    if not path.is_file():
+        raise FileNotFoundError(f"rank {env.rank} cannot see {path}, which rank 0 resumes from: on several "
+                                "nodes --ckpt-dir must be on a file system that every node shares")
+    saved = found[1] if env.is_main else checkpoint.load(path)
+    saved["path"] = str(path)
+    _log(env, checkpoint.check_resumable(saved, asdict(cfg), env.world_size) + f" ({path.name})")
+    return saved
+
+
+def _flat_grads(model: nn.Module) -> Tensor:
+    grads = [p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad for p in model.parameters()]
+    return torch.cat([g.detach().float().flatten().cpu() for g in grads])
+
+
+def _grad_check(cfg: TrainConfig, env: DistEnv, model: nn.Module, replica: nn.Module,
+                micro: list[Tensor], dtype: torch.dtype | None) -> dict[str, Any]:
+    """DDP's (or FSDP's) averaged gradients vs a plain replica's, averaged by `average_gradients`."""
+    for batch in micro:
+        with torch.autocast(env.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = replica(batch[:, :-1], batch[:, 1:]) / len(micro)
+        loss.backward()
+    collectives.average_gradients(replica)
+    ours, theirs = _flat_grads(model), _flat_grads(replica)
+    diff = torch.tensor([(ours - theirs).abs().max().item()], device=env.device)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return {"max_abs_diff": float(diff), "grad_norm": float(ours.norm()), "flat": ours}
+
+
+def train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any]:
+    """Train on this rank; every rank returns the metrics (rank 0 also writes them)."""
+    cfg.validate(env.world_size)
+    out = Path(cfg.out) if cfg.out else None
+    dataset, vocab_size = dataset_for(cfg)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    model = build_model(cfg, vocab_size).to(env.device)
+    num_params = sum(p.numel() for p in model.parameters())  # tied weights counted once
+    replica = copy.deepcopy(model) if cfg.check_grads else None
+    model = wrap(model, cfg, env)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    dtype = amp_dtype(cfg.amp, env.device)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=dtype == torch.float16)
+
+    saved = _resume(cfg, env)
+    start, losses = 0, []
+    if saved is not None:
+        load_full_state(model, optimizer, saved, cfg)
+        if saved.get("scaler") and dtype == torch.float16:
+            scaler.load_state_dict(saved["scaler"])
+        start, losses = int(saved["step"]), list(saved["losses"])
+    local = cfg.global_batch // env.world_size
+    _log(env, f"world size {env.world_size} ({env.backend} on {env.device.type}), strategy {cfg.strategy}, "
+              f"global batch {cfg.global_batch} = {env.world_size} rank(s) x {cfg.accum_steps} "
+              f"micro-batch(es) x {local // cfg.accum_steps}, precision {dtype or torch.float32}, "
+              f"steps {start}..{cfg.steps}")
+    if _restart_count():
+        _log(env, f"this is restart {_restart_count()} of the group")
+
+    batches = local_batches(dataset, cfg, env, start)
+    step_seconds: list[float] = []
+    memory: dict[str, int] = {}
+    grad_check: dict[str, Any] | None = None
+    for step in range(start, cfg.steps):
+        _maybe_fail(cfg, env, step)
+        torch.manual_seed(cfg.seed * 100_003 + step * 1_009 + env.rank)  # dropout: a function of the step
+        began = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        micro = next(batches).to(env.device).chunk(cfg.accum_steps)  # accum x (B/(N*accum), T+1)
+        total = torch.zeros((), device=env.device)
+        for i, batch in enumerate(micro):
+            with sync_context(model, last=i == len(micro) - 1):
+                with torch.autocast(env.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    loss = model(batch[:, :-1], batch[:, 1:]) / len(micro)  # mean over the local batch
+                scaler.scale(loss).backward()
+            total += loss.detach()
+        if cfg.strategy == "manual":
+            collectives.average_gradients(model)  # what DDP does for us, by hand
+        if replica is not None and step == 0:
+            grad_check = _grad_check(cfg, env, model, replica, micro, dtype)
+        if cfg.clip_norm > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        if step == start:  # parameters and gradients as they are now; Adam's state exists after a step
+            memory = training_memory(model, optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)  # the loss of the global batch, for the log
+        losses.append(total.item() / env.world_size)
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+        step_seconds.append(time.perf_counter() - began)
+        if (step + 1) % max(1, cfg.log_every) == 0 or step + 1 == cfg.steps:
+            _log(env, f"step {step + 1:4d}/{cfg.steps}  loss {losses[-1]:.4f}  "
+                      f"{1e3 * step_seconds[-1]:.1f} ms/step")
+        if cfg.ckpt_dir and cfg.ckpt_every and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+            _save(cfg, env, model, optimizer, scaler, step + 1, losses)
+
+    model_state, _ = full_state(model, optimizer, cfg) if cfg.strategy == "fsdp" else (None, None)
+    if model_state is None:
+        model_state = {k: v.detach().cpu() for k, v in
+                       (model.module if isinstance(model, DDP) else model).state_dict().items()}
+    timed = step_seconds[min(cfg.timing_warmup, max(0, len(step_seconds) - 1)):]
+    seconds = sum(timed)
+    metrics = {
+        "config": asdict(cfg), "world_size": env.world_size, "backend": env.backend,
+        "device": str(env.device), "strategy": cfg.strategy, "precision": str(dtype or torch.float32),
+        "losses": losses, "start_step": start, "restart_count": _restart_count(),
+        "resumed_from": start if saved is not None else None,
+        "samples_per_second": cfg.global_batch * len(timed) / seconds if seconds > 0 else None,
+        "tokens_per_second": cfg.global_batch * cfg.seq_len * len(timed) / seconds if seconds > 0 else None,
+        "ms_per_step": 1e3 * seconds / len(timed) if timed else None,
+        "memory": memory, "digest": digest(model_state), "rank_digests": _all_digests(digest(model_state)),
+        "parameters": num_params,
+        "peak_cuda_bytes": torch.cuda.max_memory_allocated() if env.device.type == "cuda" else None,
+    }
+    if grad_check is not None:
+        metrics["grad_check"] = {k: v for k, v in grad_check.items() if k != "flat"}
+    if out is not None:
+        _write_outputs(out, env, metrics, model_state, grad_check, cfg)
+    return metrics
+
+
+def _all_digests(mine: str) -> list[str]:
+    """Every rank's model digest, in rank order (equal digests: bitwise-identical replicas)."""
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def _save(cfg: TrainConfig, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
+          scaler: torch.amp.GradScaler, step: int, losses: list[float]) -> None:
+    model_state, optim_state = full_state(model, optimizer, cfg)  # all ranks (a collective under FSDP)
+    if env.is_main:
+        state = {"model": model_state, "optimizer": optim_state, "step": step, "world_size": env.world_size,
+                 "config": asdict(cfg), "losses": list(losses), "torch": torch.__version__,
+                 "scaler": scaler.state_dict() if scaler.is_enabled() else None}
+        path = checkpoint.save(cfg.ckpt_dir, state, step, keep=cfg.keep)
+        _log(env, f"checkpoint {path.name} written (step {step})")
+
+
+def _write_outputs(out: Path, env: DistEnv, metrics: dict, model_state: dict, grad_check: dict | None,
+                   cfg: TrainConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    mine = {"rank": env.rank, "local_rank": env.local_rank, "world_size": env.world_size,
+            "digest": metrics["digest"], "group_rank": os.environ.get("GROUP_RANK"),
+            "hostname": os.uname().nodename, "pid": os.getpid()}
+    _write_json(out / f"rank{env.rank}.json", mine)
+    if not env.is_main:
+        return
+    if cfg.save_model:
+        atomic_save(model_state, out / "model.pt")
+    if grad_check is not None:
+        atomic_save(grad_check["flat"], out / "grads.pt")
+    _write_json(out / "metrics.json", metrics)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)  # readers never see half a file
+
+
+@record  # on a crash, torchrun's summary shows this worker's traceback
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Parse the flags, join (or make) the group, train, leave the group.
+
+    `--strategy ddp,fsdp` trains once per strategy, one after the other in the same group
+    (a comparison without paying for a second start-up); each run writes to `--out/<strategy>`
+    and `--out/metrics.json` holds {"strategies": {name: metrics}}.
+    """
+    cfg = parse_config(argv)
+    strategies = cfg.strategy.split(",")
+    if len(strategies) > 1 and cfg.ckpt_dir:
+        raise ValueError("several strategies in one run cannot share --ckpt-dir; run them separately")
+    made_group = not dist.is_initialized()
+    env = init(None if cfg.device == "auto" else cfg.device)
+    try:
+        if len(strategies) == 1:
+            return train(cfg, env)
+        results = {}
+        for name in strategies:
+            sub = dataclasses.replace(cfg, strategy=name, out=str(Path(cfg.out) / name) if cfg.out else "")
+            results[name] = train(sub, env)
+        if cfg.out and env.is_main:
+            _write_json(Path(cfg.out) / "metrics.json", {"strategies": results})
+        return {"strategies": results}
+    finally:
+        if made_group:
+            shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)

@@ -1,0 +1,196 @@
+"""A GPT-style decoder-only Transformer (lesson 09; Radford et al. 2018, 2019), with a
+KV cache for generation.
+
+    ids (B, T) -> TokenEmbedding (learned positions) -> N x EncoderBlock(causal=True)
+               -> LayerNorm -> Linear (tied to the embedding) -> logits (B, T, V)
+
+The block is the shared pre-norm `EncoderBlock` of lesson 07 with a causal mask: a decoder
+without cross-attention. `GPT.forward(ids, targets=None)` is all that training needs (it
+returns the loss when given targets), so the model drops into any training loop, DDP's
+included. Generation adds a *KV cache*: each layer keeps the keys and values of the tokens
+already seen, so that each new token costs one position's work instead of the whole prefix's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from utils.models.attention import MultiHeadAttention, merge_heads, split_heads
+from utils.models.transformer import EncoderBlock, TokenEmbedding, init_weights
+from utils.sampling import sample_next
+
+IGNORE_INDEX = -100  # targets at this value carry no loss (prompt tokens, padding)
+
+# The keys and values of one layer, each (B, H, P, Dh) for the P tokens seen so far.
+LayerCache = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of a GPT (GPT-2 small is vocab 50257, max_len 1024, d_model 768, 12 heads, 12 layers)."""
+
+    vocab_size: int
+    max_len: int = 128  # the context: positions 0 .. max_len - 1
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    d_ff: int = 512
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    pad_id: int | None = 0  # its embedding row stays zero; None if the vocabulary has no pad
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads != 0:
+            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        if self.vocab_size < 2 or self.max_len < 1 or self.num_layers < 1:
+            raise ValueError(f"need vocab_size >= 2, max_len >= 1, num_layers >= 1; got {self}")
+
+
+def cached_self_attention(attn: MultiHeadAttention, x: Tensor,
+                          past: LayerCache | None = None) -> tuple[Tensor, LayerCache]:
+    """Causal self-attention of t new tokens over the P cached ones and themselves:
+    x (B, t, D), past (k, v) each (B, H, P, Dh) -> (output (B, t, D), (k, v) (B, H, P+t, Dh))."""
+    H, t = attn.num_heads, x.shape[1]
+    q = split_heads(attn.q_proj(x), H)  # (B, H, t, Dh)
+    k = split_heads(attn.k_proj(x), H)  # (B, H, t, Dh)
+    v = split_heads(attn.v_proj(x), H)  # (B, H, t, Dh)
+    if past is not None:
+        k = torch.cat([past[0], k], dim=2)  # (B, H, P+t, Dh): old keys are never recomputed
+        v = torch.cat([past[1], v], dim=2)  # (B, H, P+t, Dh)
+    P = k.shape[2] - t
+    # New query i sits at position P + i and may see keys 0 .. P + i: a causal mask aligned
+    # at the bottom-right corner. One new token (t = 1) may see everything: no mask at all.
+    mask = None if t == 1 else torch.ones(t, P + t, dtype=torch.bool, device=x.device).tril(P)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, t, Dh)
+    return attn.out_proj(merge_heads(out)), (k, v)  # (B, t, D)
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer: ids (B, T) -> logits (B, T, V), or the loss given targets."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        c = self.config = config
+        self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout,
+                                    positions="learned", padding_idx=c.pad_id)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, causal=True,
+                         activation="gelu")
+            for _ in range(c.num_layers))
+        self.norm = nn.LayerNorm(c.d_model)  # pre-norm blocks leave the stream unnormalised
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        _init_weights(self, c)
+        if c.tie_embeddings:  # one (V, D) matrix reads tokens in and writes them out
+            self.lm_head.weight = self.embed.tokens.weight
+
+    def forward(self, ids: Tensor, targets: Tensor | None = None) -> Tensor:
+        """ids (B, T) -> logits (B, T, V); with targets (B, T) -> the mean cross-entropy over
+        targets != -100 (a scalar). targets[:, t] is the token that should follow ids[:, t]."""
+        if ids.dim() != 2 or ids.shape[1] > self.config.max_len:
+            raise ValueError(f"ids must be (B, T) with T <= max_len={self.config.max_len}, "
+                             f"got {tuple(ids.shape)}")
+        x = self.embed(ids)  # (B, T, D)
+        for block in self.blocks:
+            x = block(x)  # causal: position t never sees t+1, t+2, ...
+        h = self.norm(x)  # (B, T, D)
+        if targets is None:
+            return self.lm_head(h)  # (B, T, V)
+        if h.device.type == "cpu":
+            # On a CPU the (D, V) output layer is the costliest matmul of a small model: run it
+            # only where a target counts (a text-to-text model learns from its answers alone).
+            # Not on a GPU: there the full matmul is cheap, and boolean indexing would make the
+            # host wait for the device at every step.
+            keep = targets != IGNORE_INDEX  # (B, T)
+            return F.cross_entropy(self.lm_head(h[keep]).float(), targets[keep])  # (N, V), (N,)
+        logits = self.lm_head(h)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),  # (B*T, V), (B*T,)
+                               ignore_index=IGNORE_INDEX)
+
+    def forward_cached(self, ids: Tensor, past: list[LayerCache] | None = None
+                       ) -> tuple[Tensor, list[LayerCache]]:
+        """New tokens ids (B, t) after the cached ones -> (logits (B, t, V), the longer cache)."""
+        offset = 0 if past is None else past[0][0].shape[2]  # P tokens already seen
+        if offset + ids.shape[1] > self.config.max_len:
+            raise ValueError(f"{offset + ids.shape[1]} tokens exceed the context max_len="
+                             f"{self.config.max_len}")
+        x = self.embed(ids, offset=offset)  # (B, t, D), positions P .. P+t-1
+        cache: list[LayerCache] = []
+        for i, block in enumerate(self.blocks):
+            x = _cached_block(block, x, None if past is None else past[i], cache)
+        return self.lm_head(self.norm(x)), cache
+
+    @torch.no_grad()
+    def generate(self, ids: Tensor, max_new_tokens: int, *, temperature: float = 0.0,
+                 top_k: int | None = None, eos_id: int | None = None, use_cache: bool = True,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Continue prompts ids (B, T) by up to `max_new_tokens`: -> (B, T + n).
+
+        temperature=0 is greedy; otherwise tokens are sampled (with `top_k` if given). A row
+        that has produced `eos_id` is padded with it; generation stops when all rows have.
+        `use_cache=False` recomputes the whole prefix at every step (same tokens, slower).
+        """
+        if ids.shape[1] + max_new_tokens > self.config.max_len:
+            raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
+                             f"max_len={self.config.max_len}")
+        was_training = self.training
+        self.eval()
+        out, past, fresh = ids, None, ids  # `fresh`: the tokens the cache has not seen yet
+        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        for _ in range(max_new_tokens):
+            if use_cache:
+                logits, past = self.forward_cached(fresh, past)  # (B, t, V)
+            else:
+                logits = self(out)  # (B, T, V): the whole prefix again
+            token = sample_next(logits[:, -1], temperature, top_k, generator)  # (B,)
+            if eos_id is not None:
+                token = token.masked_fill(done, eos_id)
+                done = done | (token == eos_id)
+            out = torch.cat([out, token[:, None]], dim=1)  # (B, T+1)
+            fresh = token[:, None]  # (B, 1)
+            if eos_id is not None and bool(done.all()):
+                break
+        self.train(was_training)
+        return out
+
+
+def _init_weights(model: GPT, c: GPTConfig) -> None:
+    """Xavier-uniform matrices and N(0, 1/D) embeddings. GPT-2's N(0, 0.02) suits widths near
+    768; at the course's widths (64-256) it leaves attention's signal so small that short
+    runs stall, while these scales keep every layer's output near unit size from the start."""
+    model.apply(init_weights)  # zero biases, and the zero pad row
+    for name, param in model.named_parameters():
+        if param.dim() == 2 and not name.startswith("embed."):
+            nn.init.xavier_uniform_(param)
+    nn.init.normal_(model.embed.tokens.weight, std=c.d_model ** -0.5)
+    if c.pad_id is not None:
+        with torch.no_grad():
+            model.embed.tokens.weight[c.pad_id].zero_()
+
+
+def _cached_block(block: EncoderBlock, x: Tensor, past: LayerCache | None,
+                  cache: list[LayerCache]) -> Tensor:
+    """One causal EncoderBlock on new tokens x (B, t, D) with its layer's cache; appends the
+    layer's new (k, v) to `cache`. Same weights, same residual branches as `block(x)`."""
+
+    def attention(h: Tensor) -> Tensor:
+        out, kv = cached_self_attention(block.self_attn, h, past)
+        cache.append(kv)
+        return out
+
+    x = block.attn_branch(x, attention)
+    return block.ff_branch(x, block.feed_forward)
+
+
+def parameter_count(config: GPTConfig) -> int:
+    """Trainable parameters of `GPT(config)`, in closed form (D = d_model, F = d_ff):
+    tokens V·D + positions max_len·D + layers N(4D² + 2DF + 9D + F) + final norm 2D
+    (+ V·D for an untied output layer)."""
+    c = config
+    D, Fd = c.d_model, c.d_ff
+    layer = 4 * D * D + 2 * D * Fd + 9 * D + Fd  # attention 4(D²+D), MLP 2DF+F+D, 2 norms 4D
+    output = 0 if c.tie_embeddings else c.vocab_size * D
+    return c.vocab_size * D + c.max_len * D + c.num_layers * layer + 2 * D + output

@@ -97,7 +97,10 @@ def train(
     optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=lr)
     log = log or TrainLog()
     start = time.perf_counter()
-    progress = tqdm(itertools.islice(forever(batches), steps), total=steps, desc=desc, leave=False)
+    # A refresh a second at most: a faster bar floods the notebook's output channel (nbval
+    # has lost a cell's final message under load when a bar redrew ~20 times a second).
+    progress = tqdm(itertools.islice(forever(batches), steps), total=steps, desc=desc, leave=False,
+                    mininterval=1.0)
     for batch in progress:
         loss = loss_fn(model, to_device(batch, device))
         if not torch.isfinite(loss):

@@ -1,0 +1,102 @@
+"""utils.experiments.part2: the Transformer of the shared sentiment table and the small
+trainings of lessons 06-07, at the grading size (seconds)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from utils import results
+from utils.experiments import part1, part2
+from utils.models.encoder_classifier import EncoderClassifier
+from utils.runtime import Profile
+
+GRADING = Profile("grading")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+
+
+def _tiny(run, **changes):
+    return dataclasses.replace(run, **changes)
+
+
+def test_the_transformer_is_registered_in_lesson_07_of_the_sentiment_table() -> None:
+    names = {e.name: e for e in results.experiments("sentiment", up_to="07_transformer_encoder")}
+    assert names["transformer-sentiment"].lesson == "07_transformer_encoder"
+    earlier = results.experiments("sentiment", up_to="06_multi_head_and_positions")
+    assert "transformer-sentiment" not in {e.name for e in earlier}
+
+
+def test_the_transformer_trains_on_the_same_reviews_as_the_gru_and_the_cnn() -> None:
+    run = part2.transformer_sentiment_run(GRADING)
+    assert run.split == part1.SENTIMENT_TEST
+    gru, cnn = part1.gru_sentiment_run(GRADING), part1.cnn_sentiment_run(GRADING)
+    assert run.num_train == gru.num_train == cnn.num_train
+
+
+def test_the_run_grows_with_the_profile() -> None:
+    small, cpu, gpu = (part2.transformer_sentiment_run(Profile(p)) for p in ("grading", "cpu", "gpu"))
+    assert small.steps < cpu.steps < gpu.steps  # the table's model grows on a GPU
+    assert gpu.num_layers >= cpu.num_layers
+
+
+def test_the_same_run_builds_the_same_untrained_model() -> None:
+    run = part2.transformer_sentiment_run(GRADING)
+    a, b = (part2.build_transformer_classifier(run, 50) for _ in range(2))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_the_result_has_the_table_fields_and_an_accuracy_per_cue_distance() -> None:
+    model, result = part2.transformer_sentiment(GRADING, "cpu")
+    assert isinstance(model, EncoderClassifier)
+    assert result.task == "sentiment" and result.metric == "accuracy (%)"
+    assert result.lesson == "07_transformer_encoder"
+    assert 0 <= result.value <= 100 and result.train_seconds > 0
+    assert result.parameters == sum(p.numel() for p in model.parameters())
+    low, high = part1.SENTIMENT_TEST.cue_distance
+    assert sorted(result.details["accuracy_by_distance"]) == list(range(low, high + 1))
+    assert len(result.details["losses"]) == part2.transformer_sentiment_run(GRADING).steps
+
+
+def test_a_second_call_loads_the_cached_model() -> None:
+    first = part2.transformer_sentiment(GRADING, "cpu")[1]
+    second = part2.transformer_sentiment(GRADING, "cpu")[1]
+    assert second.value == first.value and second.train_seconds == first.train_seconds
+
+
+def test_the_heads_model_has_one_layer_of_four_rotary_heads() -> None:
+    run = _tiny(part2.heads_run(GRADING), steps=5, task=part2.ReviewTask(num_train=200, num_test=50))
+    model, info = part2.train_heads_model(run, "cpu")
+    assert len(model.blocks) == 1 and model.blocks[0].self_attn.num_heads == 4
+    assert model.config.positions == "rotary"
+    assert len(info["losses"]) == 5 and 0 <= info["accuracy"] <= 100
+
+
+def test_the_norm_race_differs_only_in_the_norm_placement() -> None:
+    pre, post = part2.norm_runs(GRADING)
+    assert pre.norm_first and not post.norm_first
+    assert dataclasses.replace(pre, norm_first=False) == post
+
+
+def test_a_norm_run_records_every_step_and_whether_it_diverged() -> None:
+    run = _tiny(part2.norm_runs(GRADING)[1], steps=4, task=part2.ReviewTask(num_train=100, num_test=20))
+    model, info = part2.train_norm_variant(run, "cpu")
+    assert not model.config.norm_first
+    assert info["diverged"] in (True, False)
+    assert len(info["losses"]) == 4 or info["diverged"]
+
+
+def test_a_diverging_run_is_reported_not_raised(monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise FloatingPointError("the loss became nan")
+
+    monkeypatch.setattr(part2, "train", explode)
+    task = part2.ReviewTask(num_train=100, num_test=20)
+    run = _tiny(part2.norm_runs(GRADING)[0], steps=3, seed=7, task=task)
+    _, info = part2.train_norm_variant(run, "cpu")
+    assert info["diverged"] is True

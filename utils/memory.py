@@ -126,7 +126,7 @@ def can_measure(device: torch.device | str) -> bool:
     return device.type == "cpu" and linux
 
 
-def _resident() -> dict[str, int]:
+def resident_memory() -> dict[str, int]:
     """VmRSS (resident now) and VmHWM (peak resident since the last reset), in bytes."""
     values = {}
     with open("/proc/self/status") as status:
@@ -162,9 +162,9 @@ def peak_bytes(
         return max(0, torch.cuda.max_memory_allocated(device) - before)
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset VmHWM (the peak) to the current VmRSS
-    before = _resident()["VmRSS"]
+    before = resident_memory()["VmRSS"]
     fn()
-    return max(0, _resident()["VmHWM"] - before)
+    return max(0, resident_memory()["VmHWM"] - before)
 
 
 def _peaks_here(calls: list[dict], device: str) -> list[int]:

@@ -101,17 +101,6 @@ _CHILD = (
 )
 
 
-def _rss_status() -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (peak resident) of this process, in bytes (Linux)."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                values[key] = int(value.split()[0]) * 1024  # reported in kB
-    return values
-
-
 def _cpu_peak_here(
     method: str,
     batch: int,
@@ -123,6 +112,7 @@ def _cpu_peak_here(
     block_size: int,
 ) -> int:
     """In this (fresh) process: peak resident bytes of one call above the bytes before it."""
+    from utils.memory import resident_memory  # here: utils.memory imports this module
     # One thread: the peak does not depend on it, and small tiles run fastest without
     # handing work between threads (on a busy machine, much faster).
     torch.set_num_threads(1)
@@ -133,9 +123,9 @@ def _cpu_peak_here(
         if sys.platform.startswith("linux"):
             with open("/proc/self/clear_refs", "w") as clear:
                 clear.write("5")  # reset VmHWM (the peak) to the current VmRSS
-            before = _rss_status()["VmRSS"]
+            before = resident_memory()["VmRSS"]
             fn()
-            return max(0, _rss_status()["VmHWM"] - before)
+            return max(0, resident_memory()["VmHWM"] - before)
         # ru_maxrss cannot be reset: the peak of this call shows only above earlier peaks.
         scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB elsewhere
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale

@@ -3,15 +3,18 @@
     release [LESSON ...] [--check]   stamp solutions/ and regenerate notebooks/
     check                            notebook conventions of every lesson
     lessons                          list the lessons
+    grade LESSON --submissions DIR   autograde a class into a gradebook (see INSTRUCTORS.md)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from utils.course import conformance
-from utils.course.config import lessons, load_config, require_lesson, solution_path, student_path
+from utils.course.config import lessons, load_config, repo_root, require_lesson, solution_path, student_path
 from utils.course.release import ReleaseError, out_of_sync, read_notebook, release
 
 
@@ -44,6 +47,64 @@ def _lessons(_: argparse.Namespace) -> int:
     return 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    # imported here: nbgrader takes seconds to import, and the other commands do not need it
+    from utils.course.grade import DEFAULT_MEMORY_GIB, GradingError, Options, default_jobs, grade
+    from utils.course.grading_course import OutputError
+    from utils.course.grading_intake import IntakeError
+    from utils.course.sandbox import SandboxError
+
+    memory = args.memory_limit or DEFAULT_MEMORY_GIB
+    options = Options(lesson=args.lesson, submissions=args.submissions,
+                      out=args.out or repo_root() / "grading" / args.lesson,
+                      jobs=args.jobs or default_jobs(memory), cell_timeout=args.cell_timeout,
+                      memory_gib=memory, sandbox=args.sandbox, force=args.force)
+    try:
+        grade(options)
+    except (GradingError, OutputError, IntakeError, SandboxError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_grade(commands: argparse._SubParsersAction) -> None:
+    grade = commands.add_parser("grade", help="autograde a class's submissions into a gradebook",
+                                description="Autograde every student's notebook with nbgrader, in parallel "
+                                "and sandboxed; write gradebook.csv, summary.csv and feedback/ under --out.")
+    grade.add_argument("lesson", help="the lesson to grade, e.g. 00_course_tour")
+    grade.add_argument("--submissions", type=Path, required=True, metavar="DIR",
+                       help="one folder per student: DIR/STUDENT/LESSON.ipynb "
+                       "or DIR/STUDENT/LESSON/LESSON.ipynb")
+    grade.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: grading/LESSON/)")
+    grade.add_argument("--jobs", type=_positive(int), metavar="N",
+                       help="submissions graded at once (default: the cores, as far as memory allows)")
+    grade.add_argument("--cell-timeout", type=_positive(int), default=60, metavar="S",
+                       help="seconds a cell may run before it is interrupted (default: 60)")
+    grade.add_argument("--memory-limit", type=_positive(float), metavar="GiB",
+                       help="address space of each process grading a submission (default: 4)")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                       help="bubblewrap around each kernel: auto uses it where it works (default: auto)")
+    grade.add_argument("--force", action="store_true",
+                       help="overwrite an output folder that holds grades entered in the formgrader")
+    grade.set_defaults(run=_grade)
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` above zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above zero, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     rel.set_defaults(run=_release)
     commands.add_parser("check", help="check the notebook conventions").set_defaults(run=_check)
     commands.add_parser("lessons", help="list the lessons").set_defaults(run=_lessons)
+    _add_grade(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

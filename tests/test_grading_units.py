@@ -1,0 +1,205 @@
+"""The grading pipeline's parts, without kernels: sandbox arguments, flags, the watch, intake,
+problem detection and the gradebook's arithmetic."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils.course import grading_flags, sandbox
+from utils.course.grading_course import restore_deleted_cells
+from utils.course.grading_intake import find_one, unreadable
+from utils.course.grading_integrity import Watch
+from utils.course.grading_report import Outcome, gradebook, summary
+from utils.course.grading_worker import Task, _exit_note, notebook_problems
+
+
+def _jail(root: Path) -> sandbox.Jail:
+    """Folders that exist outside /tmp (those inside it are private to the sandbox anyway)."""
+    return sandbox.Jail(scratch=root / "grading" / "scratch", sockets=Path("/tmp/grade-x"),
+                        hidden=(root, root / "utils" / "course"), visible=(root / "utils",))
+
+
+def _pairs(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_sandbox_hides_folders_outermost_first_and_shows_the_course_again(root: Path) -> None:
+    args = sandbox.bwrap_args(_jail(root))
+    assert _pairs(args, "--tmpfs") == ["/tmp", str(root), str(root / "utils" / "course")]
+    assert _pairs(args, "--ro-bind") == ["/", str(root / "utils")]
+    assert args.index(str(root / "utils")) < args.index(str(root / "utils" / "course"))
+    assert _pairs(args, "--bind") == [str(root / "grading" / "scratch"), "/tmp/grade-x"]
+    assert _pairs(args, "--remount-ro") == [str(root), str(root / "utils" / "course")]
+    assert "--unshare-all" in args and "--die-with-parent" in args and args[-1] == "--"
+
+
+def test_sandbox_hides_a_file_behind_dev_null(root: Path) -> None:
+    jail = sandbox.Jail(root / "scratch", Path("/tmp/grade-x"), hidden=(root / "pyproject.toml",), visible=())
+    args = sandbox.bwrap_args(jail)
+    assert args[args.index(str(root / "pyproject.toml")) - 2:][:3] == ["--ro-bind", "/dev/null",
+                                                                        str(root / "pyproject.toml")]
+    assert str(root / "pyproject.toml") not in _pairs(args, "--remount-ro")
+
+
+def test_sandbox_skips_folders_it_cannot_mount_on(root: Path) -> None:
+    jail = sandbox.Jail(root / "scratch", Path("/tmp/grade-x"), hidden=(root / "no such folder",), visible=())
+    assert _pairs(sandbox.bwrap_args(jail), "--tmpfs") == ["/tmp"]
+
+
+def test_unsandboxed_kernel_is_plain_python(root: Path) -> None:
+    argv = sandbox.kernel_argv("none", _jail(root))
+    assert argv[1:4] == ["-m", "ipykernel_launcher", "-f"]
+
+
+def test_unknown_sandbox_choice_is_refused() -> None:
+    assert sandbox.resolve("none") == "none"
+    with pytest.raises(ValueError, match="--sandbox must be one of"):
+        sandbox.resolve("docker")
+
+
+@pytest.mark.parametrize("source, flag", [
+    ("import utils.checks\nutils.checks.exercise = lambda name: None", "reassigns utils.checks.exercise"),
+    ("checks.check_close = print", "reassigns checks.check_close"),
+    ("import torch as t\nt.allclose = lambda *a, **k: True", "reassigns t.allclose"),
+    ("setattr(checks, 'check_shape', None)", "calls setattr"),
+    ("get_ipython().set_custom_exc((Exception,), None)", "calls get_ipython"),
+    ("import ctypes", "imports ctypes"),
+    ("import os\nos._exit(0)", "uses os._exit"),
+    ("!rm -rf /", "runs shell commands"),
+])
+def test_code_that_reaches_for_the_grading_machinery_is_flagged(source: str, flag: str) -> None:
+    assert flag in grading_flags.code_flags(source, {"checks", "torch"})
+
+
+def test_ordinary_student_code_is_not_flagged() -> None:
+    source = "class Net:\n    def __init__(self):\n        self.weight = 1\n"
+    source += "model = Net()\nmodel.weight = 2\n%time x = 1"
+    assert grading_flags.code_flags(source, {"checks", "torch"}) == set()
+
+
+def _graded_cell(grade_id: str, source: str, check: bool = True) -> nbformat.NotebookNode:
+    node = nbformat.v4.new_code_cell(source)
+    node.metadata["nbgrader"] = {"grade": check, "grade_id": grade_id, "locked": check, "solution": not check,
+                                 **({"points": 1} if check else {})}
+    return node
+
+
+def _released() -> nbformat.NotebookNode:
+    stub = "raise NotImplementedError()"
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# L01"), _graded_cell("a", f"def a(): {stub}", False),
+        _graded_cell("a_check", "check(a)"), _graded_cell("b", f"def b(): {stub}", False),
+        _graded_cell("b_check", "check(b)")])
+
+
+def test_deleted_and_edited_cells_are_named() -> None:
+    solution = nbformat.v4.new_notebook(cells=[_graded_cell("a_check", "check(a)\nhidden(a)"),
+                                               _graded_cell("b_check", "check(b)\nhidden(b)")])
+    submitted = _released()
+    submitted.cells = [submitted.cells[1], _graded_cell("a_check", "pass")]
+    assert grading_flags.restored_cell_flags(submitted, _released(), solution) == [
+        "edited check cell a_check (restored)", "deleted exercise cell b (restored)",
+        "deleted check cell b_check (restored)"]
+
+
+def test_deleted_exercise_and_check_cells_come_back_in_place() -> None:
+    submitted = _released()
+    del submitted.cells[3:5]  # exercise b and its check
+    del submitted.cells[1]  # exercise a
+    assert restore_deleted_cells(submitted, _released()) == ["a", "b", "b_check"]
+    assert [c.source for c in submitted.cells] == [c.source for c in _released().cells]
+
+
+def test_watch_blames_the_one_submission_that_ran(tmp_path: Path) -> None:
+    (tmp_path / "kept.txt").write_text("original")
+    watch = Watch([tmp_path])
+    watch.started("alice")
+    (tmp_path / "kept.txt").write_text("changed")
+    watch.finished("alice")
+    watch.started("bob")
+    watch.finished("bob")
+    assert watch.problem("alice") == f"wrote outside its folder: changed {tmp_path / 'kept.txt'}"
+    assert watch.problem("bob") == ""
+
+
+def test_watch_names_every_suspect_when_several_ran(tmp_path: Path) -> None:
+    watch = Watch([tmp_path])
+    watch.started("alice")
+    watch.started("bob")
+    (tmp_path / "new.txt").write_text("x")
+    watch.finished("alice")
+    watch.finished("bob")
+    assert "alongside bob" in watch.problem("alice") and "alongside alice" in watch.problem("bob")
+    assert "--jobs 1" in watch.problem("alice")
+
+
+def test_watch_protects_results_once_they_are_done(tmp_path: Path) -> None:
+    result = tmp_path / "alice.json"
+    result.write_text("{}")
+    watch = Watch([])
+    watch.started("alice")
+    watch.finished("alice", protect=[result])
+    watch.started("bob")
+    result.write_text('{"total": 10}')
+    watch.finished("bob")
+    assert watch.problem("bob").startswith("wrote outside its folder: changed")
+
+
+def test_intake_accepts_both_layouts_and_names_a_wrong_file(tmp_path: Path) -> None:
+    notebook = nbformat.writes(nbformat.v4.new_notebook())
+    for folder in (tmp_path / "flat", tmp_path / "nested" / "L01"):
+        folder.mkdir(parents=True)
+    (tmp_path / "flat" / "L01.ipynb").write_text(notebook)
+    (tmp_path / "nested" / "L01" / "L01.ipynb").write_text(notebook)
+    (tmp_path / "renamed").mkdir()
+    (tmp_path / "renamed" / "Copy of L01.ipynb").write_text(notebook)
+    (tmp_path / "empty").mkdir()
+    assert find_one(tmp_path / "flat", "L01").gradable and find_one(tmp_path / "nested", "L01").gradable
+    assert find_one(tmp_path / "renamed", "L01").problem == (
+        "wrong file: found Copy of L01.ipynb, expected L01.ipynb")
+    assert find_one(tmp_path / "empty", "L01").problem.startswith("no notebook")
+
+
+def test_unreadable_notebooks_say_why() -> None:
+    assert unreadable(b'{"cells": [').startswith("unreadable notebook: NotJSONError")
+    assert unreadable(b"{}").startswith("unreadable notebook:")
+    assert unreadable(nbformat.writes(nbformat.v4.new_notebook()).encode()) == ""
+
+
+def test_timeouts_and_memory_errors_are_named_with_their_cell() -> None:
+    timed_out = nbformat.v4.new_code_cell("while True: pass")
+    timed_out.outputs = [nbformat.v4.new_output("error", ename="CellTimeoutError", evalue="", traceback=[])]
+    torch_oom = nbformat.v4.new_code_cell("torch.empty(10**12)")
+    torch_oom.outputs = [nbformat.v4.new_output(
+        "error", ename="RuntimeError", evalue="DefaultCPUAllocator: can't allocate memory", traceback=[])]
+    torch_oom.metadata["nbgrader"] = {"grade_id": "big_check"}
+    nb = nbformat.v4.new_notebook(cells=[timed_out, torch_oom])
+    task = Task("L01", "alice", "/w", "/s", cell_timeout=5, memory_bytes=3 * 2**30, sandbox="none")
+    rest = "the rest of the notebook was graded"
+    assert notebook_problems(nb, task) == [
+        f"timed out: cell 1 ran over 5 s and was interrupted; {rest}",
+        f"memory limit: cell 2 (big_check) ran out of memory (limit 3 GiB); {rest}"]
+
+
+def test_exit_codes_read_as_signals_where_they_are() -> None:
+    assert _exit_note(1) == " (exit code 1)"
+    assert _exit_note(-9) == " (killed by SIGKILL, often the memory limit)"
+    assert _exit_note(134) == " (killed by SIGABRT, often the memory limit)"  # bwrap: 128 + n
+    assert _exit_note(-15) == " (killed by SIGTERM)"
+
+
+def test_gradebook_keeps_no_score_apart_from_zero() -> None:
+    graded = [("a_check", 2.0), ("b_check", 3.0)]
+    book = gradebook([Outcome("zed", {"a_check": 0.0, "b_check": 0.0}),
+                      Outcome("amy", {"a_check": 2.0, "b_check": None}, problems=["timed out: ..."]),
+                      Outcome("bob", problems=["the kernel died in cell 3"])], graded).set_index("student_id")
+    assert list(book.index) == ["amy", "bob", "zed"]
+    assert book.loc["zed", "total"] == 0.0 and book.loc["zed", "status"] == "graded"
+    assert math.isnan(book.loc["bob", "total"]) and book.loc["bob", "status"] == "could not be graded"
+    assert book.loc["amy", "total"] == 2.0 and math.isnan(book.loc["amy", "b_check"])
+    table = summary(book.reset_index(), graded).set_index("exercise")
+    assert table.loc["a_check", "scored"] == 2 and table.loc["a_check", "share_full_marks"] == 0.5

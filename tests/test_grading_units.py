@@ -4,6 +4,9 @@ problem detection and the gradebook's arithmetic."""
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -17,6 +20,18 @@ from utils.course.grading_report import Outcome, gradebook, summary
 from utils.course.grading_worker import Task, _exit_note, notebook_problems
 
 
+@pytest.fixture
+def course_outside_tmp():
+    """A stand-in course tree outside /tmp (the sandbox's private /tmp hides /tmp already, so
+    these tests need folders elsewhere, wherever the checkout itself lies)."""
+    base = Path("/var/tmp") if os.access("/var/tmp", os.W_OK) else Path.home()
+    folder = Path(tempfile.mkdtemp(prefix="course-sandbox-", dir=base))
+    (folder / "utils" / "course").mkdir(parents=True)
+    (folder / "pyproject.toml").write_text("")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _jail(root: Path) -> sandbox.Jail:
     """Folders that exist outside /tmp (those inside it are private to the sandbox anyway)."""
     return sandbox.Jail(scratch=root / "grading" / "scratch", sockets=Path("/tmp/grade-x"),
@@ -27,7 +42,8 @@ def _pairs(args: list[str], flag: str) -> list[str]:
     return [args[i + 1] for i, a in enumerate(args) if a == flag]
 
 
-def test_sandbox_hides_folders_outermost_first_and_shows_the_course_again(root: Path) -> None:
+def test_sandbox_hides_folders_outermost_first_and_shows_the_course_again(course_outside_tmp: Path) -> None:
+    root = course_outside_tmp
     args = sandbox.bwrap_args(_jail(root))
     assert _pairs(args, "--tmpfs") == ["/tmp", str(root), str(root / "utils" / "course")]
     assert _pairs(args, "--ro-bind") == ["/", str(root / "utils")]
@@ -37,7 +53,8 @@ def test_sandbox_hides_folders_outermost_first_and_shows_the_course_again(root: 
     assert "--unshare-all" in args and "--die-with-parent" in args and args[-1] == "--"
 
 
-def test_sandbox_hides_a_file_behind_dev_null(root: Path) -> None:
+def test_sandbox_hides_a_file_behind_dev_null(course_outside_tmp: Path) -> None:
+    root = course_outside_tmp
     jail = sandbox.Jail(root / "scratch", Path("/tmp/grade-x"), hidden=(root / "pyproject.toml",), visible=())
     args = sandbox.bwrap_args(jail)
     assert args[args.index(str(root / "pyproject.toml")) - 2:][:3] == ["--ro-bind", "/dev/null",
@@ -45,7 +62,8 @@ def test_sandbox_hides_a_file_behind_dev_null(root: Path) -> None:
     assert str(root / "pyproject.toml") not in _pairs(args, "--remount-ro")
 
 
-def test_sandbox_skips_folders_it_cannot_mount_on(root: Path) -> None:
+def test_sandbox_skips_folders_it_cannot_mount_on(course_outside_tmp: Path) -> None:
+    root = course_outside_tmp
     jail = sandbox.Jail(root / "scratch", Path("/tmp/grade-x"), hidden=(root / "no such folder",), visible=())
     assert _pairs(sandbox.bwrap_args(jail), "--tmpfs") == ["/tmp"]
 

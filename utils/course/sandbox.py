@@ -71,8 +71,13 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _hidden(jail: Jail) -> list[Path]:
-    """The hidden paths bwrap can mount on (they exist) that the private /tmp does not hide already."""
-    return [p for p in jail.hidden if p.exists() and not p.is_relative_to("/tmp")]
+    """The hidden paths bwrap can mount on (they exist) that the private /tmp does not hide already:
+    those outside /tmp, and those inside a visible folder (a checkout under /tmp, say), which
+    re-showing that folder would otherwise expose again."""
+    def shown_again(p: Path) -> bool:
+        return any(p == v or _inside(p, v) for v in jail.visible)
+
+    return [p for p in jail.hidden if p.exists() and (not p.is_relative_to("/tmp") or shown_again(p))]
 
 
 def _hide(jail: Jail) -> list[str]:

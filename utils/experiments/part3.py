@@ -40,6 +40,19 @@ def _seeded(seed: int, fn: Any) -> Any:
         return fn()
 
 
+def _train_transformer(model: nn.Module, data: Any, run: Any, device: Any, desc: str) -> Any:
+    """The lesson 08 recipe: AdamW, the warm-up schedule, label smoothing; returns the TrainLog."""
+    from utils.models.translation_transformer import warmup_scheduler
+
+    model.to(device)
+    optimizer = adamw(model.parameters(), lr=1.0, betas=(0.9, 0.98), weight_decay=0.01)
+    scheduler = warmup_scheduler(optimizer, run.d_model, run.warmup_steps, peak_lr=run.peak_lr)
+    loader = data.loader("train", run.batch_size, seed=run.seed)
+    return _seeded(run.seed, lambda: train(model, loader, transformer_loss(run.smoothing),
+                                           steps=run.steps, optimizer=optimizer, scheduler=scheduler,
+                                           clip_norm=run.clip_norm, device=device, desc=desc))
+
+
 def adamw(params: Any, **options: Any) -> torch.optim.AdamW:
     """AdamW, fused into one kernel where this torch supports it (on the CPU since 2.4): the
     optimiser step of a small model is otherwise a fifth of its training time."""
@@ -116,18 +129,11 @@ def transformer_loss(smoothing: float):
 def train_transformer(run: TransformerRun, device: Any, desc: str = "Transformer"
                       ) -> tuple[nn.Module, dict[str, Any]]:
     """Train (or load from the cache) the Transformer `run` describes, with its BLEU."""
-    from utils.models.translation_transformer import warmup_scheduler
 
     data = part1._translation_data(run.num_train, run.split)
 
     def fit(model: nn.Module) -> dict[str, Any]:
-        model.to(device)
-        optimizer = adamw(model.parameters(), lr=1.0, betas=(0.9, 0.98), weight_decay=0.01)
-        scheduler = warmup_scheduler(optimizer, run.d_model, run.warmup_steps, peak_lr=run.peak_lr)
-        loader = data.loader("train", run.batch_size, seed=run.seed)
-        log = _seeded(run.seed, lambda: train(model, loader, transformer_loss(run.smoothing),
-                                              steps=run.steps, optimizer=optimizer, scheduler=scheduler,
-                                              clip_norm=run.clip_norm, device=device, desc=desc))
+        log = _train_transformer(model, data, run, device, desc)
         hyps, refs, lengths = part1.translate(model, data, data.test, device)
         frame = bleu_by_length(hyps, refs, lengths, run.split.buckets)
         return {"bleu": bleu(hyps, refs), "bleu_by_length": dict(zip(frame.bucket, frame.BLEU, strict=True)),
@@ -183,7 +189,6 @@ def tatoeba_transformer(profile: Any, device: Any, path: str | None = None
     reference), ...], "train_seconds"}.
     """
     from utils.data import tatoeba_data
-    from utils.models.translation_transformer import warmup_scheduler
 
     spec = tatoeba_run(profile, path)
     run = spec.transformer
@@ -192,14 +197,7 @@ def tatoeba_transformer(profile: Any, device: Any, path: str | None = None
     longest = max(max(len(p.src_tokens), len(p.tgt_tokens)) for s in data.splits.values() for p in s)
 
     def fit(model: nn.Module) -> dict[str, Any]:
-        model.to(device)
-        optimizer = adamw(model.parameters(), lr=1.0, betas=(0.9, 0.98), weight_decay=0.01)
-        scheduler = warmup_scheduler(optimizer, run.d_model, run.warmup_steps, peak_lr=run.peak_lr)
-        loader = data.loader("train", run.batch_size, seed=run.seed)
-        log = _seeded(run.seed, lambda: train(model, loader, transformer_loss(run.smoothing),
-                                              steps=run.steps, optimizer=optimizer, scheduler=scheduler,
-                                              clip_norm=run.clip_norm, device=device,
-                                              desc="Transformer on Tatoeba"))
+        log = _train_transformer(model, data, run, device, "Transformer on Tatoeba")
         hyps, refs, _ = part1.translate(model, data, data.test, device)
         examples = [(p.src, " ".join(h), p.tgt) for p, h in zip(data.test[:8], hyps[:8], strict=True)]
         return {"bleu": bleu(hyps, refs), "test_pairs": len(refs), "train_pairs": len(data.train),

@@ -100,3 +100,36 @@ def test_a_diverging_run_is_reported_not_raised(monkeypatch) -> None:
     run = _tiny(part2.norm_runs(GRADING)[0], steps=3, seed=7, task=task)
     _, info = part2.train_norm_variant(run, "cpu")
     assert info["diverged"] is True
+
+
+class _Constant(torch.nn.Module):
+    """A classifier that answers `label` for every review."""
+
+    def __init__(self, label: int) -> None:
+        super().__init__()
+        self.label = label
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.full(tokens.shape[:1], self.label), 2).float()
+
+
+def test_far_cue_accuracy_scores_every_model_on_the_same_balanced_far_reviews(monkeypatch) -> None:
+    data = part1.sentiment_splits(GRADING)
+    drawn = []
+    original = data.draw_test
+
+    def spy(num, **changes):
+        reviews = original(num, **changes)
+        drawn.append((changes["cue_distance"], reviews))
+        return reviews
+
+    monkeypatch.setattr(data, "draw_test", spy)
+    buckets = ((1, 24), (97, 192))
+    table = part2.far_cue_accuracy({"always 0": _Constant(0), "always 1": _Constant(1)}, data, "cpu",
+                                   buckets=buckets, num_per_bucket=40)
+    assert table == {"always 0": {"1-24": 50.0, "97-192": 50.0}, "always 1": {"1-24": 50.0, "97-192": 50.0}}
+    assert [b for b, _ in drawn] == list(buckets)  # one draw per bucket, shared by the models
+    train_texts = {r.text for r in data.train}
+    for (low, high), reviews in drawn:
+        assert len(reviews) == 40 and all(low <= r.cue_distance <= high for r in reviews)
+        assert not train_texts & {r.text for r in reviews}

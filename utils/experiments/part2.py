@@ -5,6 +5,8 @@ sentiment table, and the small trainings lessons 06 and 07 look inside.
   same reviews as lesson 01's GRU and lesson 02's CNN (`part1.sentiment_splits`) and
   scored on the same test split (`part1.SENTIMENT_TEST`), registered as the experiment
   "transformer-sentiment" of the results table.
+- `far_cue_accuracy(models, data, buckets, ...)`: lesson 07's test beyond the training
+  distances: fresh reviews whose cue lies farther from the end than any training review's.
 - `train_heads_model(run, device)`: lesson 06's one-layer, four-head classifier on short
   reviews, whose attention heads the lesson inspects.
 - `train_norm_variant(run, device)`: lesson 07's pre-norm / post-norm comparison at a high
@@ -16,7 +18,7 @@ then loaded from disk by any notebook.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -127,6 +129,29 @@ def transformer_sentiment(profile: Any, device: Any) -> tuple[nn.Module, results
 @results.experiment("transformer-sentiment", task="sentiment", lesson=LESSON_07)
 def transformer_sentiment_experiment(profile: Any, device: Any) -> results.Result:
     return transformer_sentiment(profile, device)[1]
+
+
+FAR_CUE_BUCKETS = ((1, 24), (25, 48), (49, 96), (97, 192))  # the first one = the training range
+
+
+def far_cue_accuracy(models: Mapping[str, nn.Module], data: Any, device: Any,
+                     buckets: Sequence[tuple[int, int]] = FAR_CUE_BUCKETS, num_per_bucket: int = 400
+                     ) -> dict[str, dict[str, float]]:
+    """Accuracy (%) of each classifier on fresh test reviews whose cue lies `low`-`high` tokens
+    from the end, for each bucket: {model name: {"low-high": accuracy}}.
+
+    Every model sees the same reviews: `data.draw_test` draws them once per bucket (balanced
+    labels, none of them in the training or validation split), long enough to hold the cue.
+    """
+    table: dict[str, dict[str, float]] = {name: {} for name in models}
+    for low, high in buckets:
+        # The opinion clause needs up to 9 tokens before the cue: room for it at any distance.
+        reviews = data.draw_test(num_per_bucket, max_len=high + 12, cue_distance=(low, high))
+        labels = torch.tensor([r.label for r in reviews])
+        for name, model in models.items():
+            correct = part1.predict(model, data, reviews, device) == labels
+            table[name][f"{low}-{high}"] = 100 * correct.float().mean().item()
+    return table
 
 
 # ------------------------------------------------------------------------ lesson 06: heads

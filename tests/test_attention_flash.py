@@ -188,3 +188,17 @@ def test_peak_memory_at_4096_is_10x_below_naive_attention() -> None:
     flash = peak_memory_bytes("flash", **shape, block_size=64)
     assert naive > 4096 * 4096 * 4  # at least one (L, L) float32 matrix: the measure works
     assert flash * 10 <= naive, f"flash {flash / 2**20:.1f} MiB vs naive {naive / 2**20:.1f} MiB"
+
+
+def test_key_blocks_cover_exactly_the_visible_keys_and_mask_only_the_diagonal() -> None:
+    length, size = 20, 6
+    for causal in (False, True):
+        for q_start in range(0, length, size):
+            q_end = min(q_start + size, length)
+            blocks = attention.key_blocks(q_start, q_end, length, size, causal)
+            covered = [j for start, end, _ in blocks for j in range(start, end)]
+            visible = range(q_end) if causal else range(length)  # some query of the block sees key j
+            assert covered == list(visible)
+            for start, end, needs_mask in blocks:
+                hidden = any(j > i for i in range(q_start, q_end) for j in range(start, end))
+                assert needs_mask == (causal and hidden)

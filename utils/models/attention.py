@@ -339,7 +339,7 @@ def online_softmax_update(
     return m_new, l, acc
 
 
-def _key_blocks(
+def key_blocks(
     q_start: int, q_end: int, seq_len_k: int, block_size: int, is_causal: bool
 ) -> list[tuple[int, int, bool]]:
     """(start, end, needs_mask) of the key blocks that queries q_start..q_end-1 can see."""
@@ -383,7 +383,7 @@ def flash_attention_forward(
         m = q.new_full((N, q_end - q_start), float("-inf"))  # running max per query
         l = q.new_zeros(N, q_end - q_start)  # running sum of exp(s - m)
         acc = q.new_zeros(N, q_end - q_start, Dv)  # running sum of exp(s - m) v
-        for k_start, k_end, needs_mask in _key_blocks(q_start, q_end, Lk, block_size, is_causal):
+        for k_start, k_end, needs_mask in key_blocks(q_start, q_end, Lk, block_size, is_causal):
             scores = _block_scores(q_block, k[:, k_start:k_end], q_start, k_start, needs_mask)
             m, l, acc = online_softmax_update(m, l, acc, scores, v[:, k_start:k_end])
         # Every row saw at least key 0 (top-left causal), so l >= 1: no division by zero.
@@ -417,7 +417,7 @@ def flash_attention_backward(
         do_block = grad_out[:, q_start:q_end]  # (N, Bq, Dv)
         lse_block = logsumexp[:, q_start:q_end, None]  # (N, Bq, 1)
         delta_block = delta[:, q_start:q_end, None]  # (N, Bq, 1)
-        for k_start, k_end, needs_mask in _key_blocks(q_start, q_end, Lk, block_size, is_causal):
+        for k_start, k_end, needs_mask in key_blocks(q_start, q_end, Lk, block_size, is_causal):
             k_block, v_block = k[:, k_start:k_end], v[:, k_start:k_end]  # (N, Bk, D), (N, Bk, Dv)
             scores = _block_scores(q_block, k_block, q_start, k_start, needs_mask)
             p = torch.exp(scores - lse_block)  # (N, Bq, Bk): the forward's softmax, recomputed

@@ -54,3 +54,24 @@ def test_token_embedding_offset_continues_the_positions() -> None:
     embed = TokenEmbedding(20, 8, max_len=16).eval()
     ids = torch.randint(1, 20, (2, 6))
     torch.testing.assert_close(embed(ids)[:, 4:], embed(ids[:, 4:], offset=4))
+
+
+def test_a_rotary_block_sees_order_where_a_plain_block_is_permutation_equivariant() -> None:
+    torch.manual_seed(0)
+    plain = EncoderBlock(16, 4, 32).eval()
+    rotary = EncoderBlock(16, 4, 32, rotary=True).eval()
+    rotary.load_state_dict(plain.state_dict())  # same weights: only the rotation differs
+    x, perm = torch.randn(2, 7, 16), torch.randperm(7)
+    with torch.no_grad():
+        assert torch.allclose(plain(x)[:, perm], plain(x[:, perm]), atol=1e-5)
+        assert not torch.allclose(rotary(x)[:, perm], rotary(x[:, perm]), atol=1e-3)
+        assert not torch.allclose(rotary(x), plain(x), atol=1e-3)
+
+
+def test_token_embedding_without_positions_is_the_scaled_token_vector() -> None:
+    embed = TokenEmbedding(20, 8, positions="none")
+    ids = torch.tensor([[3, 4, 5]])
+    assert torch.equal(embed(ids), embed.tokens(ids) * 8**0.5)
+    assert not any(name.startswith("positions") for name, _ in embed.named_parameters())
+    with pytest.raises(ValueError, match="'sinusoidal', 'learned' or 'none'"):
+        TokenEmbedding(20, 8, positions="rotary")

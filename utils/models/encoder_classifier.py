@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.models.attention import MultiHeadAttention, attention_weights, merge_heads, split_heads
-from utils.models.positions import RotaryEmbedding
-from utils.models.transformer import EncoderBlock, TokenEmbedding, init_weights
+from utils.models.transformer import EncoderBlock, RotaryMultiHeadAttention, TokenEmbedding, init_weights
+
+__all__ = ["EncoderClassifier", "EncoderClassifierConfig", "RotaryMultiHeadAttention", "masked_mean"]
 
 POOLINGS = ("mean", "cls")
 POSITIONS = ("sinusoidal", "learned", "rotary")
@@ -69,49 +68,6 @@ def masked_mean(h: Tensor, token_mask: Tensor | None) -> Tensor:
     return (h * weights).sum(dim=1) / count  # (B, D)
 
 
-class RotaryMultiHeadAttention(MultiHeadAttention):
-    """`MultiHeadAttention` whose queries and keys are rotated by RoPE (Su et al. 2021)
-    before q·kᵀ, so that scores depend on positions only through their offset.
-    Same interface and parameters: (B, Lq, D), (B, Lk, D), (B, Lk, D) -> ((B, Lq, D), weights)."""
-
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 base: float = 10000.0):
-        super().__init__(d_model, num_heads, dropout, bias)
-        self.rotary = RotaryEmbedding(self.head_dim, base)
-
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
-                is_causal: bool = False, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """Positions 0..Lq-1 for the queries and 0..Lk-1 for the keys (self-attention)."""
-        self._check_inputs(query, key, value)
-        q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
-        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
-        q, k = self.rotary(q, k)  # (B, H, L, Dh): each pair of features turned by its angle
-        if need_weights or not self._fused_ok(mask, is_causal):
-            weights = attention_weights(q, k, mask, is_causal)  # (B, H, Lq, Lk)
-            out = self.dropout(weights) @ v  # (B, H, Lq, Dh)
-        else:  # PyTorch's fused kernel: same result, never stores the (Lq, Lk) weights
-            dropout_p = self.dropout.p if self.training else 0.0
-            weights, out = None, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                                                is_causal=is_causal)
-        return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
-
-    @staticmethod
-    def _fused_ok(mask: Tensor | None, is_causal: bool) -> bool:
-        """The fused kernel takes one of mask / is_causal, and gives NaN to a query that sees
-        no key: use it only where neither can happen (the explicit path handles both)."""
-        if mask is None:
-            return True
-        return not is_causal and mask.dtype == torch.bool and bool(mask.any(dim=-1).all())
-
-
-class _NoPositions(nn.Module):
-    """Stands in for TokenEmbedding's position table when positions come from RoPE."""
-
-    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        return x
-
-
 class EncoderClassifier(nn.Module):
     """Sequence classifier: ids (B, T) and token_mask (B, T) -> logits (B, num_classes)."""
 
@@ -119,20 +75,17 @@ class EncoderClassifier(nn.Module):
         super().__init__()
         c = self.config = config
         # With [CLS] the sequence grows by one position, so the position table does too.
+        # "rotary": no absolute positions in the embedding; every attention layer rotates its
+        # queries and keys instead.
         rotary = c.positions == "rotary"
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, max_len=c.max_len + (c.pooling == "cls"),
-                                    dropout=c.dropout, positions="learned" if rotary else c.positions,
+                                    dropout=c.dropout, positions="none" if rotary else c.positions,
                                     padding_idx=c.padding_idx)
-        if rotary:  # no absolute positions: every attention layer rotates q and k instead
-            self.embed.positions = _NoPositions()
         self.cls = nn.Parameter(torch.zeros(1, 1, c.d_model)) if c.pooling == "cls" else None
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first)
+            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first, rotary=rotary)
             for _ in range(c.num_layers)
         )
-        if rotary:
-            for block in self.blocks:
-                block.self_attn = RotaryMultiHeadAttention(c.d_model, c.num_heads, c.dropout)
         # A pre-norm stack leaves its residual stream unnormalised: one LayerNorm at the end
         # (as GPT-2 does). Post-norm blocks already end with one.
         self.final_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()

@@ -7,7 +7,10 @@
   of a decoder-only GPT.
 - `DecoderBlock`: causal self-attention, cross-attention over the encoder's output, and
   feed-forward (section 3.1).
-- `TokenEmbedding`: token embedding scaled by sqrt(d_model), plus positions (section 3.4).
+- `TokenEmbedding`: token embedding scaled by sqrt(d_model), plus positions (section 3.4),
+  or none when the attention layers carry them (`positions="none"` with `rotary=True`).
+- `RotaryMultiHeadAttention`: multi-head attention with rotary positions (RoPE, Su et al.
+  2021); `EncoderBlock(..., rotary=True)` uses it for its self-attention.
 
 Masks follow the course convention: bool, True = may attend. A key padding mask arrives as
 (B, Lk) (True = real token) and is broadcast to (B, 1, 1, Lk) over heads and queries.
@@ -18,10 +21,17 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.models.attention import MultiHeadAttention, padding_mask
-from utils.models.positions import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from utils.models.attention import (
+    MultiHeadAttention,
+    attention_weights,
+    merge_heads,
+    padding_mask,
+    split_heads,
+)
+from utils.models.positions import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
 
 
 class FeedForward(nn.Module):
@@ -60,14 +70,57 @@ class _Residual(nn.Module):
         return self.norm(x + self.dropout(branch(x)))  # norm(x + f(x)), as in the paper
 
 
+class RotaryMultiHeadAttention(MultiHeadAttention):
+    """`MultiHeadAttention` whose queries and keys are rotated by RoPE (Su et al. 2021)
+    before q·kᵀ, so that scores depend on positions only through their offset.
+    Same interface and parameters: (B, Lq, D), (B, Lk, D), (B, Lk, D) -> ((B, Lq, D), weights)."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 base: float = 10000.0):
+        super().__init__(d_model, num_heads, dropout, bias)
+        self.rotary = RotaryEmbedding(self.head_dim, base)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
+                is_causal: bool = False, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Positions 0..Lq-1 for the queries and 0..Lk-1 for the keys (self-attention)."""
+        self._check_inputs(query, key, value)
+        q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
+        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
+        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
+        q, k = self.rotary(q, k)  # (B, H, L, Dh): each pair of features turned by its angle
+        if need_weights or not self._fused_ok(mask, is_causal):
+            weights = attention_weights(q, k, mask, is_causal)  # (B, H, Lq, Lk)
+            out = self.dropout(weights) @ v  # (B, H, Lq, Dh)
+        else:  # PyTorch's fused kernel: same result, never stores the (Lq, Lk) weights
+            dropout_p = self.dropout.p if self.training else 0.0
+            weights, out = None, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                                                is_causal=is_causal)
+        return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
+
+    @staticmethod
+    def _fused_ok(mask: Tensor | None, is_causal: bool) -> bool:
+        """The fused kernel takes one of mask / is_causal, and gives NaN to a query that sees
+        no key: use it only where neither can happen (the explicit path handles both)."""
+        if mask is None:
+            return True
+        return not is_causal and mask.dtype == torch.bool and bool(mask.any(dim=-1).all())
+
+
 class EncoderBlock(nn.Module):
-    """Self-attention then feed-forward, each residual: (B, T, D) -> (B, T, D)."""
+    """Self-attention then feed-forward, each residual: (B, T, D) -> (B, T, D).
+
+    `rotary=True` rotates the queries and keys by their positions 0..T-1 (RoPE), for models
+    that put no positions in their embeddings. The rotation assumes the sequence starts at
+    position 0, so a KV-cached decoder (lesson 09's GPT) keeps the default.
+    """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = True, causal: bool = False, activation: str = "relu"):
+                 norm_first: bool = True, causal: bool = False, activation: str = "relu",
+                 rotary: bool = False):
         super().__init__()
         self.causal = causal
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
+        attention = RotaryMultiHeadAttention if rotary else MultiHeadAttention
+        self.self_attn = attention(d_model, num_heads, dropout)
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
         self.attn_branch = _Residual(d_model, dropout, norm_first)
         self.ff_branch = _Residual(d_model, dropout, norm_first)
@@ -115,14 +168,23 @@ class TokenEmbedding(nn.Module):
             self.positions: nn.Module = SinusoidalPositionalEncoding(d_model, max_len)
         elif positions == "learned":
             self.positions = LearnedPositionalEmbedding(max_len, d_model)
+        elif positions == "none":  # the attention layers add positions themselves (RoPE)
+            self.positions = _NoPositions()
         else:
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {positions!r}")
+            raise ValueError(f"positions must be 'sinusoidal', 'learned' or 'none', got {positions!r}")
         self.scale = math.sqrt(d_model)  # keeps token vectors on the scale of the positions
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, ids: Tensor, offset: int = 0) -> Tensor:
         """(B, T) long -> (B, T, D); `offset` is the position of ids[:, 0] (for a KV cache)."""
         return self.dropout(self.positions(self.tokens(ids) * self.scale, offset=offset))
+
+
+class _NoPositions(nn.Module):
+    """TokenEmbedding's position table when positions come from RoPE: adds nothing."""
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        return x
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -341,6 +341,23 @@ def _sentence_pairs(seed: int, config: GrammarConfig, stream: str, make: Callabl
     return draw_disjoint(sampler, lambda p: p.src, sizes, seed, stream, exclude)
 
 
+def _sentence_task(task: str, cfg: GrammarConfig, make: Callable[[Any], Pair], seed: int,
+                   sizes: Mapping[str, int], **data_options: Any) -> Seq2SeqData:
+    """`Seq2SeqData` of pairs `make(sentence)` drawn from the grammar: the disjoint splits, and
+    `draw_test` for fresh test pairs (of other lengths or grammar settings) outside them."""
+    splits = _sentence_pairs(seed, cfg, task, make, sizes)
+    data: Seq2SeqData
+
+    def drawer(num: int, min_len: int | None = None, max_len: int | None = None,
+               **changes: Any) -> list[Pair]:
+        new = _grammar_config(cfg, min_len=min_len, max_len=max_len, **changes)
+        tag = f"{task}/draw_test/{new.min_len}-{new.max_len}"
+        return _sentence_pairs(seed, new, tag, make, {"test": num}, data._exclude())["test"]
+
+    data = Seq2SeqData(task, splits, seed, drawer=drawer, **data_options)
+    return data
+
+
 def _translation_pair(direction: str, s: Any) -> Pair:
     if direction == "en-fr":
         return Pair(s.en, s.fr, s.alignment)
@@ -365,20 +382,10 @@ def translation_data(
     if direction not in ("en-fr", "fr-en"):
         raise ValueError(f"direction must be 'en-fr' or 'fr-en', got {direction!r}")
     cfg = _grammar_config(config, min_len=min_len, max_len=max_len)
-    make = partial(_translation_pair, direction)
-    stream = "translation"  # both directions draw the same sentences (with the same seed)
-    splits = _sentence_pairs(seed, cfg, stream, make, _split_sizes(num_train, num_valid, num_test))
-    data: Seq2SeqData
-
-    def drawer(num: int, min_len: int | None = None, max_len: int | None = None,
-               **changes: Any) -> list[Pair]:
-        new = _grammar_config(cfg, min_len=min_len, max_len=max_len, **changes)
-        tag = f"{stream}/draw_test/{new.min_len}-{new.max_len}"
-        return _sentence_pairs(seed, new, tag, make, {"test": num}, data._exclude())["test"]
-
-    data = Seq2SeqData("translation", splits, seed, level=level, min_freq=min_freq,
-                       shared_vocab=shared_vocab, drawer=drawer)
-    return data
+    # Both directions draw the same sentences (the stream is "translation" for both).
+    return _sentence_task("translation", cfg, partial(_translation_pair, direction), seed,
+                          _split_sizes(num_train, num_valid, num_test), level=level, min_freq=min_freq,
+                          shared_vocab=shared_vocab)
 
 
 def _summary_pair(s: Any) -> Pair:
@@ -404,21 +411,9 @@ def summary_data(
     """
     cfg = _grammar_config(config or GrammarConfig(min_len=8, max_len=24), min_len=min_len,
                           max_len=max_len)
-    stream = "summary"
-    splits = _sentence_pairs(seed, cfg, stream, _summary_pair,
-                             _split_sizes(num_train, num_valid, num_test))
-    data: Seq2SeqData
-
-    def drawer(num: int, min_len: int | None = None, max_len: int | None = None,
-               **changes: Any) -> list[Pair]:
-        new = _grammar_config(cfg, min_len=min_len, max_len=max_len, **changes)
-        tag = f"{stream}/draw_test/{new.min_len}-{new.max_len}"
-        return _sentence_pairs(seed, new, tag, _summary_pair, {"test": num},
-                               data._exclude())["test"]
-
-    data = Seq2SeqData("summary", splits, seed, level=level, min_freq=min_freq,
-                       shared_vocab=shared_vocab, drawer=drawer)
-    return data
+    return _sentence_task("summary", cfg, _summary_pair, seed,
+                          _split_sizes(num_train, num_valid, num_test), level=level, min_freq=min_freq,
+                          shared_vocab=shared_vocab)
 
 
 def _reviews(seed: int, config: ReviewConfig, stream: str, sizes: Mapping[str, int],

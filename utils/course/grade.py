@@ -54,6 +54,14 @@ class Options:
     warm_up: bool | None = None  # grade the solution first to share its trained models (None: if it pays)
 
 
+# One compute thread per kernel, whatever the number of jobs. The course's graded demos are
+# small models, which a second thread does not speed up; and OpenMP threads spin while they
+# wait, so a kernel with 2 threads on a machine where anything else holds a core ran 4x slower
+# in a side-by-side measurement (60 steps of a GRU + MLP: 0.38 s with 1 thread, 1.60 s with 2;
+# a lesson 08 submission took 118 s instead of 9 s).
+KERNEL_THREADS = 1
+
+
 def cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -174,7 +182,7 @@ def warm_cache(options: Options, mode: str, solution: nbformat.NotebookNode,
     say("warm-up: grading the solution once, to share the models its demos train")
     content = nbformat.writes(solution).encode()
     work = grading_course.make_workdir(options.out, options.lesson, WARM_UP, content)
-    task = _task(options, mode, WARM_UP, work, threads=cores())
+    task = _task(options, mode, WARM_UP, work, threads=KERNEL_THREADS)
     result = run_worker(task, options.out / "logs" / f"{WARM_UP}.log", _cap(solution, options.cell_timeout))
     shutil.rmtree(task.sockets, ignore_errors=True)
     points = dict(grading_report.exercises(solution))
@@ -285,7 +293,7 @@ def prepare(options: Options, say: Callable[[str], None]) -> Run:
     # a warm-up pays when the class fills more than one round of workers
     warm = options.warm_up if options.warm_up is not None else sum(s.gradable for s in found) > options.jobs
     cache, warm_up = warm_cache(options, mode, course[1], say) if warm else (None, None)
-    tasks = make_tasks(options, mode, found, course[0], max(1, cores() // options.jobs), cache)
+    tasks = make_tasks(options, mode, found, course[0], KERNEL_THREADS, cache)
     return Run(options, mode, found, course, tasks, Watch(protected(mode, options, tasks)), warm_up)
 
 

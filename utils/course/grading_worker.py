@@ -204,8 +204,8 @@ def write_kernelspec(task: Task) -> Path:
         "HOME": scratch, "IPYTHONDIR": f"{scratch}/.ipython", "MPLCONFIGDIR": f"{scratch}/.matplotlib",
         "XDG_CACHE_HOME": f"{scratch}/.cache", "TMPDIR": f"{scratch}/tmp", "PYTHONDONTWRITEBYTECODE": "1",
         "COURSE_CACHE": str(task.scratch / KERNEL_CACHE),  # models the demos train (utils.training)
-        # a few threads per kernel, as several kernels share the cores; few malloc arenas, as
-        # each reserves address space that counts against the memory limit
+        # the kernel's compute threads (grade.KERNEL_THREADS says why one); few malloc arenas,
+        # as each reserves address space that counts against the memory limit
         "OMP_NUM_THREADS": str(task.threads), "MKL_NUM_THREADS": str(task.threads), "MALLOC_ARENA_MAX": "2",
     }
     spec = {"argv": sandbox.kernel_argv(task.sandbox, jail), "display_name": "graded submission",

@@ -157,6 +157,16 @@ def _seeded(seed: int, fn: Callable[[], Any]) -> Any:
         return fn()
 
 
+def adamw(params: Any, **options: Any) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel where this torch supports it (on the CPU since 2.4): the
+    optimiser step of a small model is otherwise a tenth to a fifth of its training time."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **options)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, **options)
+
+
 @dataclass(frozen=True)
 class SentimentRun:
     """Everything that decides a trained sentiment classifier (the cache key)."""
@@ -289,7 +299,10 @@ def train_translation(run: TranslationRun, device: Any, desc: str) -> tuple[nn.M
 
     def fit(model: nn.Module) -> dict[str, Any]:
         model.to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr)
+        # Fused on the CPU, where the optimiser step is a tenth of a training step; on a GPU the
+        # default (foreach) AdamW, already fast there, so that the GPU results stay as they were.
+        optimizer = (adamw(model.parameters(), lr=run.lr) if torch.device(device).type == "cpu"
+                     else torch.optim.AdamW(model.parameters(), lr=run.lr))
         # One cycle: a short warm-up, then a long decay; it converges in few steps.
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=run.lr,
                                                         total_steps=max(run.steps, 1), pct_start=0.1)

@@ -26,7 +26,7 @@ from torch import nn
 from utils import results
 from utils.decoding import strip_special
 from utils.experiments import part1
-from utils.experiments.part1 import TRANSLATION_TEST, TranslationSplit
+from utils.experiments.part1 import TRANSLATION_TEST, TranslationSplit, adamw
 from utils.metrics import bleu, bleu_by_length
 from utils.training import cached_run, count_parameters, train
 
@@ -51,16 +51,6 @@ def _train_transformer(model: nn.Module, data: Any, run: Any, device: Any, desc:
     return _seeded(run.seed, lambda: train(model, loader, transformer_loss(run.smoothing),
                                            steps=run.steps, optimizer=optimizer, scheduler=scheduler,
                                            clip_norm=run.clip_norm, device=device, desc=desc))
-
-
-def adamw(params: Any, **options: Any) -> torch.optim.AdamW:
-    """AdamW, fused into one kernel where this torch supports it (on the CPU since 2.4): the
-    optimiser step of a small model is otherwise a fifth of its training time."""
-    params = list(params)
-    try:
-        return torch.optim.AdamW(params, fused=True, **options)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, **options)
 
 
 # ------------------------------------------------------------------------ lesson 08

@@ -8,6 +8,7 @@ changed model or data generator never serves a stale result).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -196,14 +197,45 @@ def cached_run(
     """
     path = cache_dir() / "runs" / f"{run_key(name, config)}.pt"
     model = build()
-    if path.is_file():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            model.load_state_dict(saved["state_dict"])
-            return model.to(device).eval(), {**saved["info"], "cached": True}
-        except Exception as err:  # a corrupt or incompatible file: retrain, say why
-            print(f"cache entry {path.name} unusable ({type(err).__name__}: {err}); retraining")
-    info = dict(fit(model))
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"state_dict": state, "info": info}, path)
+    # Two notebooks running at once (a test run, a class graded in parallel) that need the same
+    # model: the second waits for the first to save it, then loads it, instead of training it too.
+    with _exclusive(path.with_suffix(".lock"), name):
+        if path.is_file():
+            try:
+                saved = torch.load(path, map_location="cpu", weights_only=False)
+                model.load_state_dict(saved["state_dict"])
+                return model.to(device).eval(), {**saved["info"], "cached": True}
+            except Exception as err:  # a corrupt or incompatible file: retrain, say why
+                print(f"cache entry {path.name} unusable ({type(err).__name__}: {err}); retraining")
+        info = dict(fit(model))
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_save({"state_dict": state, "info": info}, path)
     return model.to(device).eval(), {**info, "cached": False}
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` (created if needed) for the block.
+
+    An OS lock (flock) is released by the kernel when its process dies, so a killed
+    training run never leaves a stale lock. Where flock or the file is unavailable (Windows,
+    a read-only cache), the block runs unlocked: at worst a model is trained twice.
+    """
+    try:
+        import fcntl
+
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")  # noqa: SIM115 - held open for the whole block
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{name}: another process is training this model; waiting to load it from the cache")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

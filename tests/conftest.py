@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from utils.course.config import repo_root
 
@@ -24,3 +25,35 @@ def course_copy(tmp_path: Path, root: Path) -> Path:
     for folder in ("solutions", "notebooks"):
         shutil.copytree(root / folder, copy / folder)
     return copy
+
+
+def _padded_batch(lengths=(7, 3, 5), extra: int = 4, vocab: int = 20, seed: int = 0):
+    """Token ids (B, T) padded with 0 after each row's length, and the mask (B, T), True = real."""
+    generator = torch.Generator().manual_seed(seed)
+    longest = max(lengths) + extra
+    tokens = torch.randint(1, vocab, (len(lengths), longest), generator=generator)  # (B, T)
+    mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+    return tokens.masked_fill(~mask, 0), mask
+
+
+def _assert_rows_as_if_alone(model, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each row of the padded batch gets the output it gets alone, without padding; returns
+    the batch's output."""
+    batched = model(tokens, mask)
+    for row in range(tokens.shape[0]):
+        n = int(mask[row].sum())
+        alone = model(tokens[row : row + 1, :n], mask[row : row + 1, :n])
+        torch.testing.assert_close(batched[row : row + 1], alone)
+    return batched
+
+
+@pytest.fixture
+def padded_batch():
+    """`padded_batch(lengths=..., extra=...)` -> (tokens (B, T), mask (B, T)) for sequence models."""
+    return _padded_batch
+
+
+@pytest.fixture
+def assert_rows_as_if_alone():
+    """`assert_rows_as_if_alone(model, tokens, mask)`: padding never changes a row's output."""
+    return _assert_rows_as_if_alone

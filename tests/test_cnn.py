@@ -14,14 +14,6 @@ from utils.models.cnn import (
 )
 
 
-def _padded_batch(vocab: int = 20, lengths=(9, 4, 6), extra: int = 5, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    longest = max(lengths) + extra
-    tokens = torch.randint(1, vocab, (len(lengths), longest), generator=generator)
-    mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]
-    return tokens.masked_fill(~mask, 0), mask
-
-
 @pytest.mark.parametrize(("kernel_size", "dilations", "expected"),
                          [(3, (1,), 3), (3, (1, 2, 4, 8), 31), (5, (1, 1), 9), (1, (4,), 1), (3, (2, 2), 9)])
 def test_receptive_field_formula(kernel_size, dilations, expected) -> None:
@@ -84,19 +76,16 @@ def test_masked_max_pool_ignores_padding() -> None:
 
 
 @pytest.mark.parametrize("readout", ["last", "max"])
-def test_padding_never_changes_the_cnn_classifier_output(readout) -> None:
+def test_padding_never_changes_the_cnn_classifier_output(readout, padded_batch,
+                                                        assert_rows_as_if_alone) -> None:
     torch.manual_seed(0)
     model = CNNClassifier(20, d_model=8, dilations=(1, 2), readout=readout).eval()
-    tokens, mask = _padded_batch()
-    batched = model(tokens, mask)
-    for row in range(tokens.shape[0]):
-        n = int(mask[row].sum())
-        alone = model(tokens[row : row + 1, :n], mask[row : row + 1, :n])
-        torch.testing.assert_close(batched[row : row + 1], alone)
+    tokens, mask = padded_batch(lengths=(9, 4, 6), extra=5)
+    assert_rows_as_if_alone(model, tokens, mask)
 
 
-def test_cnn_classifier_is_deterministic_under_a_seed() -> None:
-    tokens, mask = _padded_batch()
+def test_cnn_classifier_is_deterministic_under_a_seed(padded_batch) -> None:
+    tokens, mask = padded_batch(lengths=(9, 4, 6), extra=5)
     torch.manual_seed(1)
     first = CNNClassifier(20, d_model=8)(tokens, mask)
     torch.manual_seed(1)
@@ -104,10 +93,10 @@ def test_cnn_classifier_is_deterministic_under_a_seed() -> None:
     assert first.shape == (3, 2) and torch.equal(first, second)
 
 
-def test_last_readout_ignores_tokens_outside_the_receptive_field() -> None:
+def test_last_readout_ignores_tokens_outside_the_receptive_field(padded_batch) -> None:
     torch.manual_seed(0)
     model = CNNClassifier(20, d_model=8, dilations=(1, 2)).eval()  # receptive field 7
-    tokens, mask = _padded_batch(lengths=(12, 12, 12), extra=0)
+    tokens, mask = padded_batch(lengths=(12, 12, 12), extra=0)
     changed = tokens.clone()
     changed[:, :5] = 3  # rewrite tokens 0-4; the last position sees tokens 5-11 only
     torch.testing.assert_close(model(changed, mask), model(tokens, mask))

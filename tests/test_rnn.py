@@ -9,14 +9,6 @@ from torch import nn
 from utils.models.rnn import GRUClassifier, RNNCell, SimpleRNN, last_real, lengths_from_mask
 
 
-def _padded_batch(vocab: int = 20, lengths=(7, 3, 5), extra: int = 4, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    longest = max(lengths) + extra
-    tokens = torch.randint(1, vocab, (len(lengths), longest), generator=generator)  # (B, T)
-    mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
-    return tokens.masked_fill(~mask, 0), mask
-
-
 def test_rnn_cell_equals_nn_rnn_with_the_same_weights() -> None:
     torch.manual_seed(0)
     reference = nn.RNN(5, 8, batch_first=True)
@@ -44,8 +36,8 @@ def test_simple_rnn_rejects_an_unbatched_sequence() -> None:
         SimpleRNN(3, 4)(torch.randn(5, 3))
 
 
-def test_lengths_from_mask_rejects_an_inverted_mask() -> None:
-    _, mask = _padded_batch()
+def test_lengths_from_mask_rejects_an_inverted_mask(padded_batch) -> None:
+    _, mask = padded_batch()
     assert lengths_from_mask(mask).tolist() == [7, 3, 5]
     with pytest.raises(ValueError, match="inverted"):
         lengths_from_mask(~mask)
@@ -57,27 +49,23 @@ def test_last_real_reads_each_row_at_its_last_token() -> None:
     assert last_real(outputs, mask).flatten().tolist() == [1.0, 7.0]
 
 
-def test_gru_classifier_shape() -> None:
-    tokens, mask = _padded_batch()
+def test_gru_classifier_shape(padded_batch) -> None:
+    tokens, mask = padded_batch()
     logits = GRUClassifier(20, embed_dim=8, hidden_size=16, num_classes=3)(tokens, mask)
     assert logits.shape == (3, 3)
 
 
-def test_padding_never_changes_the_gru_classifier_output() -> None:
+def test_padding_never_changes_the_gru_classifier_output(padded_batch, assert_rows_as_if_alone) -> None:
     torch.manual_seed(0)
     model = GRUClassifier(20, embed_dim=8, hidden_size=16).eval()
-    tokens, mask = _padded_batch()
-    batched = model(tokens, mask)
-    for row in range(tokens.shape[0]):
-        n = int(mask[row].sum())
-        alone = model(tokens[row : row + 1, :n], mask[row : row + 1, :n])
-        torch.testing.assert_close(batched[row : row + 1], alone)
+    tokens, mask = padded_batch()
+    batched = assert_rows_as_if_alone(model, tokens, mask)
     garbage = tokens.masked_fill(~mask, 7)  # whatever sits in the padding is ignored
     torch.testing.assert_close(model(garbage, mask), batched)
 
 
-def test_gru_classifier_is_deterministic_under_a_seed() -> None:
-    tokens, mask = _padded_batch()
+def test_gru_classifier_is_deterministic_under_a_seed(padded_batch) -> None:
+    tokens, mask = padded_batch()
     torch.manual_seed(3)
     first = GRUClassifier(20, embed_dim=8, hidden_size=16)(tokens, mask)
     torch.manual_seed(3)
@@ -85,9 +73,9 @@ def test_gru_classifier_is_deterministic_under_a_seed() -> None:
     assert torch.equal(first, second)
 
 
-def test_classify_allows_gradients_with_respect_to_the_inputs() -> None:
+def test_classify_allows_gradients_with_respect_to_the_inputs(padded_batch) -> None:
     model = GRUClassifier(20, embed_dim=8, hidden_size=16)
-    tokens, mask = _padded_batch()
+    tokens, mask = padded_batch()
     embedded = model.embedding(tokens).detach().requires_grad_()
     model.classify(embedded, mask)[:, 0].sum().backward()
     assert embedded.grad is not None

@@ -22,9 +22,6 @@ the benchmark's table; this module adds the backward pass and measures many call
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.bench import synchronize
-from utils.bench.attention import make_inputs
+from utils.bench.attention import make_inputs, run_in_fresh_python
 from utils.models.attention import flash_attention, scaled_dot_product_attention
 
 METHODS = ("naive", "flash", "sdpa")
@@ -202,13 +199,4 @@ def measure_peaks(calls: Sequence[AttentionCall], device: torch.device | str = "
     fields = [dataclasses.asdict(c) for c in calls]
     if device.type == "cuda":
         return _peaks_here(fields, str(device))
-    root = str(Path(__file__).resolve().parents[1])  # the folder that holds `utils`
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(fields)],
-        capture_output=True, text=True, env=env, cwd=root, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"memory measurement failed:\n{done.stderr.strip()[-2000:]}")
-    return [int(n) for n in json.loads(done.stdout.strip().splitlines()[-1])]
+    return [int(n) for n in run_in_fresh_python(_CHILD, fields)]

@@ -168,16 +168,26 @@ def peak_memory_bytes(
 
 def _cpu_peak_in_subprocess(kwargs: dict[str, object]) -> int:
     """Run `_cpu_peak_here(**kwargs)` in a fresh Python, so that nothing else is resident."""
+    return int(run_in_fresh_python(_CHILD, kwargs))
+
+
+def run_in_fresh_python(child: str, payload: object) -> object:
+    """Run the source `child` in a fresh Python process that can import `utils`, with
+    `json.dumps(payload)` as sys.argv[1]; return the JSON its last output line holds.
+
+    For CPU memory measurements: a fresh process holds nothing else, and the lowered mmap
+    threshold makes large tensors come from (and return to) the OS, where RSS sees them.
+    """
     root = str(Path(__file__).resolve().parents[2])  # the folder that holds `utils`
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(kwargs)],
+        [sys.executable, "-c", child, json.dumps(payload)],
         capture_output=True, text=True, env=env, cwd=root, timeout=600,
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{done.stderr.strip()[-2000:]}")
-    return int(json.loads(done.stdout.strip().splitlines()[-1]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _cuda_peak(fn: Callable[[], Tensor], device: torch.device) -> int:

@@ -151,7 +151,7 @@ def _to_grade(submission: grading_intake.Submission, released: nbformat.Notebook
     return submission.content
 
 
-def _task(options: Options, mode: str, student: str, work: Path, threads: int) -> Task:
+def _task(options: Options, mode: str, student: str, work: Path) -> Task:
     root = repo_root()
     hidden = sandbox.default_hidden(root, Path.home(), [options.submissions, options.out])
     socket_base = "/tmp" if Path("/tmp").is_dir() else None  # socket paths must stay short
@@ -159,18 +159,18 @@ def _task(options: Options, mode: str, student: str, work: Path, threads: int) -
                 sockets=tempfile.mkdtemp(prefix="grade-", dir=socket_base),
                 cell_timeout=options.cell_timeout, memory_bytes=int(options.memory_gib * 2**30),
                 sandbox=mode, hidden=[str(p) for p in hidden],
-                visible=[str(p) for p in sandbox.default_visible(root)], threads=threads)
+                visible=[str(p) for p in sandbox.default_visible(root)], threads=KERNEL_THREADS)
 
 
 def make_tasks(options: Options, mode: str, found: list[grading_intake.Submission],
-               released: nbformat.NotebookNode, threads: int, cache: Path | None) -> dict[str, Task]:
+               released: nbformat.NotebookNode, cache: Path | None) -> dict[str, Task]:
     """A work folder and a task per gradable submission, all copied before any code runs."""
     tasks = {}
     for submission in found:
         if submission.gradable:
             work = grading_course.make_workdir(options.out, options.lesson, submission.student,
                                                _to_grade(submission, released), cache)
-            tasks[submission.student] = _task(options, mode, submission.student, work, threads)
+            tasks[submission.student] = _task(options, mode, submission.student, work)
     return tasks
 
 
@@ -182,7 +182,7 @@ def warm_cache(options: Options, mode: str, solution: nbformat.NotebookNode,
     say("warm-up: grading the solution once, to share the models its demos train")
     content = nbformat.writes(solution).encode()
     work = grading_course.make_workdir(options.out, options.lesson, WARM_UP, content)
-    task = _task(options, mode, WARM_UP, work, threads=KERNEL_THREADS)
+    task = _task(options, mode, WARM_UP, work)
     result = run_worker(task, options.out / "logs" / f"{WARM_UP}.log", _cap(solution, options.cell_timeout))
     shutil.rmtree(task.sockets, ignore_errors=True)
     points = dict(grading_report.exercises(solution))
@@ -293,7 +293,7 @@ def prepare(options: Options, say: Callable[[str], None]) -> Run:
     # a warm-up pays when the class fills more than one round of workers
     warm = options.warm_up if options.warm_up is not None else sum(s.gradable for s in found) > options.jobs
     cache, warm_up = warm_cache(options, mode, course[1], say) if warm else (None, None)
-    tasks = make_tasks(options, mode, found, course[0], KERNEL_THREADS, cache)
+    tasks = make_tasks(options, mode, found, course[0], cache)
     return Run(options, mode, found, course, tasks, Watch(protected(mode, options, tasks)), warm_up)
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils.models.encoder_classifier import (
-    EncoderClassifier,
-    EncoderClassifierConfig,
-    RotaryMultiHeadAttention,
-    masked_mean,
-)
+from utils.models.encoder_classifier import EncoderClassifier, EncoderClassifierConfig, masked_mean
+from utils.models.transformer import RotaryMultiHeadAttention
 
 
 def _model(seed: int = 0, **overrides) -> EncoderClassifier:

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from utils.models.transformer import EncoderBlock, RotaryMultiHeadAttention, TokenEmbedding, init_weights
-
-__all__ = ["EncoderClassifier", "EncoderClassifierConfig", "RotaryMultiHeadAttention", "masked_mean"]
+from utils.models.transformer import EncoderBlock, TokenEmbedding, init_weights
 
 POOLINGS = ("mean", "cls")
 POSITIONS = ("sinusoidal", "learned", "rotary")

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: lab test release check lint clean
+.PHONY: lab test release check lint gpu-check clean
 
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -30,6 +30,11 @@ test: $(READY)
 ## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
 release: $(READY)
 	$(BIN)/python -m utils.course release
+
+## every notebook at the GPU profile on this machine's GPU, and under a T4's limits;
+## writes docs/gpu_check.md (needs a CUDA GPU; `python -m utils.course gpu-check --dry-run` lists the runs)
+gpu-check: $(READY)
+	$(BIN)/python -m utils.course gpu-check
 
 check: $(READY)
 	$(BIN)/python -m utils.course check

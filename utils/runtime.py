@@ -3,6 +3,14 @@
 A notebook never hard-codes its sizes: it asks the profile, so that the same notebook
 runs in about a minute on a 2-core CPU, scales up on a GPU, and shrinks to seconds when
 nbgrader grades a submission.
+
+Two environment variables make a large GPU behave like a small one, so that a notebook
+that would not fit or not run on Colab's or Kaggle's free T4 is found on any GPU
+(`make gpu-check` sets both for its T4 run):
+- `COURSE_GPU_MEMORY_GIB=15`: this process may use at most 15 GiB of the GPU (PyTorch's
+  allocator raises "CUDA out of memory" beyond it, as a 15 GiB card would);
+- `COURSE_NO_BF16=1`: the course treats the GPU as one without bfloat16 (a T4), and picks
+  float16 wherever it would pick bfloat16.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import numpy as np
 import torch
 
 PROFILES = ("grading", "cpu", "gpu")
+GPU_MEMORY_ENV = "COURSE_GPU_MEMORY_GIB"
+NO_BF16_ENV = "COURSE_NO_BF16"
 
 
 def is_grading() -> bool:
@@ -41,6 +51,64 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def supports_bf16(device: torch.device | str) -> bool:
+    """True where bfloat16 runs natively: Ampere and newer GPUs, and CPUs; False on older
+    GPUs such as the T4 (and wherever `COURSE_NO_BF16` is set)."""
+    device = torch.device(device)
+    if _flag(NO_BF16_ENV):
+        return False
+    if device.type != "cuda":
+        return device.type == "cpu"
+    try:  # recent PyTorch also reports emulated bf16, which is slow: ask for the hardware
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # PyTorch < 2.3 reports hardware support only
+        return torch.cuda.is_bf16_supported()
+
+
+def half_dtype(device: torch.device | str) -> torch.dtype:
+    """The 16-bit float for mixed precision here: bfloat16 where supported, else float16."""
+    return torch.bfloat16 if supports_bf16(device) else torch.float16
+
+
+def gpu_memory_cap_bytes() -> int | None:
+    """The per-process GPU memory cap asked for by `COURSE_GPU_MEMORY_GIB`, or None."""
+    value = os.environ.get(GPU_MEMORY_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        raise ValueError(f"{GPU_MEMORY_ENV} must be a number of GiB such as 15, got {value!r}") from None
+    if gib <= 0:
+        raise ValueError(f"{GPU_MEMORY_ENV} must be positive, got {value!r}")
+    return int(gib * 2**30)
+
+
+def gpu_memory_bytes(device: torch.device | str) -> int:
+    """Bytes of GPU memory this process may use: the card's total, or the cap if lower."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"gpu_memory_bytes needs a CUDA device, got {device}")
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap = gpu_memory_cap_bytes()
+    return total if cap is None else min(total, cap)
+
+
+def apply_gpu_memory_cap(device: torch.device | str) -> None:
+    """Make PyTorch's allocator refuse memory beyond `COURSE_GPU_MEMORY_GIB` on `device`."""
+    device = torch.device(device)
+    cap = gpu_memory_cap_bytes()
+    if cap is None or device.type != "cuda":
+        return
+    index = torch.cuda.current_device() if device.index is None else device.index  # "cuda" has none
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), index)
 
 
 @dataclass(frozen=True)
@@ -83,7 +151,19 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     """Seed every RNG, then pick the device and the size profile."""
     seed_everything(seed)
     device = pick_device()
+    apply_gpu_memory_cap(device)
     profile = pick_profile(device)
     if verbose:
-        print(f"torch {torch.__version__} | device: {device} | profile: {profile.name} | seed: {seed}")
+        print(f"torch {torch.__version__} | device: {device} | profile: {profile.name} | seed: {seed}"
+              + _limits_note(device))
     return Setup(device, profile)
+
+
+def _limits_note(device: torch.device) -> str:
+    """What the T4 switches changed, if set: a reader of the output should know."""
+    notes = []
+    if device.type == "cuda" and gpu_memory_cap_bytes() is not None:
+        notes.append(f"GPU memory capped at {gpu_memory_bytes(device) / 2**30:.1f} GiB")
+    if device.type == "cuda" and _flag(NO_BF16_ENV):
+        notes.append("no bfloat16")
+    return "".join(f" | {n}" for n in notes)

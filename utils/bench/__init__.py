@@ -6,9 +6,11 @@ noisy, so absolute times drift). Run one with `python -m utils.bench NAME`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +23,33 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.cuda.synchronize()
     elif kind == "mps":
         torch.mps.synchronize()
+
+
+TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"
+
+
+@contextlib.contextmanager
+def exclusive_timing() -> Iterator[None]:
+    """Hold the file lock named by `COURSE_TIMING_LOCK` (if set) while timing.
+
+    `make gpu-check` runs several notebooks on one GPU at once; with this lock, two of them
+    never time their code at the same moment (a student's notebook runs alone and never sets
+    it). A no-op where the variable is unset or file locks do not exist (Windows).
+    """
+    path = os.environ.get(TIMING_LOCK_ENV)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if not path or fcntl is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -45,15 +74,16 @@ def time_it(
     """Time `fn()`: `warmup` untimed calls, then the median and best of `repeat` timed ones."""
     if repeat < 1 or warmup < 0:
         raise ValueError(f"time_it needs repeat >= 1 and warmup >= 0, got {repeat=} {warmup=}")
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
+    with exclusive_timing():
+        for _ in range(warmup):
+            fn()
         synchronize(device)
-        runs.append(time.perf_counter() - start)
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            runs.append(time.perf_counter() - start)
     return Timing(statistics.median(runs), min(runs), tuple(runs))
 
 
@@ -68,15 +98,16 @@ def compare(
     load on a shared machine hits them all alike; use `.best` for ratios."""
     if not fns:
         raise ValueError("compare needs at least one function to time")
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
     runs: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            runs[name].append(time.perf_counter() - start)
+    with exclusive_timing():
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+        for _ in range(repeat):
+            for name, fn in fns.items():
+                synchronize(device)
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                runs[name].append(time.perf_counter() - start)
     return {name: Timing(statistics.median(r), min(r), tuple(r)) for name, r in runs.items()}

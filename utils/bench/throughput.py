@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from utils.bench import compare
 from utils.models.seq2seq import Seq2SeqConfig, build_seq2seq
 from utils.models.translation_transformer import Transformer, TransformerConfig, label_smoothed_loss
+from utils.runtime import half_dtype
 from utils.training import count_parameters
 
 MODELS = ("Transformer", "GRU + attention")
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="tokens per batch (B = tokens / L)")
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU")
+    parser.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -149,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = Sizes(args.d_model or sizes.d_model, heads, sizes.num_layers, sizes.vocab_size,
                       args.tokens or sizes.tokens_per_batch)
     lengths = args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)
-    autocast = torch.bfloat16 if gpu and not args.fp32 else None
+    autocast = half_dtype(device) if gpu and not args.fp32 else None  # fp16 on a T4
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {device} ({name}); {sizes}; "
-          f"{'bf16 autocast' if autocast else 'float32'}; forward + backward, best of {args.repeat}")
+          f"{'float32' if autocast is None else f'{str(autocast)[6:]} autocast'}"
+          f"; forward + backward, best of {args.repeat}")
     frame = measure(lengths, sizes, device=device, autocast=autocast, repeat=args.repeat, progress=True)
     first = frame.drop_duplicates("model").set_index("model")
     print("parameters: " + ", ".join(f"{m} {p / 1e6:.2f} M ({first.precision[m]})"

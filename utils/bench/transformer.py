@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from utils.bench import time_it
 from utils.models.transformer import TokenEmbedding
 from utils.models.translation_transformer import Transformer, TransformerConfig, label_smoothed_loss
+from utils.runtime import half_dtype
 
 
 class TorchTransformer(nn.Module):
@@ -178,19 +179,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of timings")
     parser.add_argument("--repeat", type=int, default=3, help="timed steps per round")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU")
+    parser.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     sizes = GPU if gpu else CPU
     sizes = replace(sizes, **{k: v for k, v in vars(args).items() if k in asdict(sizes) and v is not None})
-    autocast = torch.bfloat16 if gpu and not args.fp32 else None
+    autocast = half_dtype(device) if gpu and not args.fp32 else None  # fp16 on a T4
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
     result = compare_models(sizes, device, rounds=args.rounds, repeat=args.repeat, autocast=autocast)
     tokens = 2 * sizes.batch * sizes.seq_len  # source + target positions per step
     print(f"torch {torch.__version__} on {device} ({name}); "
-          f"{'bf16 autocast' if autocast else 'float32'}; forward + backward, median of "
+          f"{'float32' if autocast is None else f'{str(autocast)[6:]} autocast'}"
+          f"; forward + backward, median of "
           f"{args.rounds} rounds of best-of-{args.repeat}")
     print(", ".join(f"{k}={v}" for k, v in asdict(sizes).items()) + "; same weights, max |logit "
           f"difference| (float32, eval) = {result['max_abs_difference']:.1e}")

@@ -4,6 +4,7 @@
     check                            notebook conventions of every lesson
     lessons                          list the lessons
     grade LESSON --submissions DIR   autograde a class into a gradebook (see INSTRUCTORS.md)
+    gpu-check [--dry-run]            run every notebook at the GPU profile, and as on a T4
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     grade.set_defaults(run=_grade)
 
 
+def _add_gpu_check(commands: argparse._SubParsersAction) -> None:
+    from utils.course import gpu_check
+
+    parser = commands.add_parser("gpu-check", help="run every notebook at the GPU profile, and as on a T4",
+                                 description=gpu_check.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    gpu_check.add_arguments(parser)
+    parser.set_defaults(run=gpu_check.command)
+
+
 def _positive(kind: type) -> Callable[[str], float]:
     """An argparse type: a number of `kind` above zero."""
 
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("check", help="check the notebook conventions").set_defaults(run=_check)
     commands.add_parser("lessons", help="list the lessons").set_defaults(run=_lessons)
     _add_grade(commands)
+    _add_gpu_check(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -22,6 +22,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from utils import runtime
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -143,6 +145,7 @@ def init(device: str | torch.device | None = None, timeout_s: float = 120.0) -> 
         else:
             dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     where = torch.device("cuda", local_rank) if kind.type == "cuda" else torch.device("cpu")
+    runtime.apply_gpu_memory_cap(where)  # COURSE_GPU_MEMORY_GIB holds in every rank, too
     return DistEnv(rank, local_rank, world_size, backend, where, ranks is not None)
 
 

@@ -49,6 +49,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from utils import runtime
 from utils.distributed import checkpoint, collectives
 from utils.distributed.env import DistEnv, init, shutdown
 from utils.training import atomic_save
@@ -259,16 +260,8 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "fp16":
         return torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if _native_bf16() else torch.float16  # a T4: fp16
+        return runtime.half_dtype(device)  # bf16, or fp16 on a T4 (and under COURSE_NO_BF16)
     return None  # CPU autocast is slow on most CPUs: float32 there
-
-
-def _native_bf16() -> bool:
-    """bf16 in hardware (Ampere and newer); recent PyTorch also reports slow emulated bf16."""
-    try:
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    except TypeError:  # PyTorch < 2.3 reports hardware support only
-        return torch.cuda.is_bf16_supported()
 
 
 def sync_context(model: nn.Module, last: bool) -> Any:

@@ -1,0 +1,139 @@
+"""utils.course.gpu_check (`make gpu-check`): what it plans, how it runs one notebook, its report.
+
+The GPU run itself needs a GPU; here the runner executes small notebooks on the CPU.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from utils import bench
+from utils.course import gpu_check
+from utils.course.config import lessons
+
+
+def test_the_plan_covers_every_notebook_under_both_conditions() -> None:
+    jobs = gpu_check.plan()
+    assert len(jobs) == 2 * 2 * len(lessons())
+    assert {(j.version, j.condition) for j in jobs} == {
+        (v, c) for v in ("solution", "student") for c in ("gpu", "t4")}
+    assert [j.lesson for j in jobs] == sorted(j.lesson for j in jobs)  # curriculum order
+    assert all(j.path.is_file() for j in jobs)
+
+
+def test_the_plan_can_be_narrowed_and_refuses_what_does_not_exist() -> None:
+    jobs = gpu_check.plan(["t4"], ["05", "10"])
+    assert {j.lesson[:2] for j in jobs} == {"05", "10"} and {j.condition for j in jobs} == {"t4"}
+    with pytest.raises(ValueError, match="unknown condition"):
+        gpu_check.plan(["a100"])
+    with pytest.raises(ValueError, match="no lesson starts with"):
+        gpu_check.plan(["gpu"], ["99"])
+
+
+def test_the_t4_condition_is_a_memory_cap_and_no_bf16() -> None:
+    assert gpu_check.CONDITIONS["t4"] == {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"}
+    assert gpu_check.CONDITIONS["gpu"] == {}
+
+
+def test_jobs_follow_gpu_memory_and_cores() -> None:
+    assert gpu_check.default_jobs(140 * 2**30, cores=16) == 8
+    assert gpu_check.default_jobs(140 * 2**30, cores=4) == 2
+    assert gpu_check.default_jobs(15 * 2**30, cores=16) == 1  # a T4: one at a time
+
+
+def test_dry_run_lists_the_runs_anywhere(capsys) -> None:
+    assert gpu_check.main(["--dry-run", "--lessons", "00", "--jobs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "would run 4 notebook(s), 3 at a time" in out
+    assert "COURSE_GPU_MEMORY_GIB=15 COURSE_NO_BF16=1" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_a_gpu_it_says_what_it_needs(capsys) -> None:
+    assert gpu_check.main(["--lessons", "00"]) == 2
+    assert "no CUDA GPU here" in capsys.readouterr().err
+
+
+def _notebook(folder: Path, *sources: str) -> Path:
+    path = folder / "solutions" / "99_demo" / "99_demo.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    return path
+
+
+@pytest.mark.slow
+def test_one_notebook_passes_and_is_never_written(tmp_path: Path) -> None:
+    path = _notebook(tmp_path, "print('torch x | device: cuda | profile: gpu | seed: 0')", "x = 2 + 2")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = gpu_check.execute(path, timeout_s=60, keep=tmp_path / "kept")
+    assert result["passed"] and result["error"] == "" and result["profile"] == "gpu"
+    assert result["peak_bytes"] == 0  # no CUDA used
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    kept = nbformat.read(tmp_path / "kept" / "solutions-99_demo.ipynb", as_version=4)
+    assert "GPU_CHECK_PEAK" in kept.cells[-1].outputs[0]["text"]
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_named_and_the_peak_still_measured(tmp_path: Path) -> None:
+    path = _notebook(tmp_path, "x = 1", "assert x == 2, 'x should be 2'", "print('never')")
+    result = gpu_check.execute(path, timeout_s=60)
+    assert not result["passed"]
+    assert result["error"] == "cell 1: AssertionError: x should be 2"
+    assert any("x should be 2" in d for d in result["details"])
+    assert result["peak_bytes"] == 0 and result["profile"] == "?"
+
+
+def _row(lesson: str, passed: bool, error: str = "", condition: str = "gpu") -> dict:
+    outcome = gpu_check.Outcome(gpu_check.Job(lesson, "solution", condition, Path("x")), passed, 12.3,
+                                3 * 2**30, "gpu", error, ["Traceback | line"] if error else [])
+    return gpu_check.row(outcome, "today, a GPU")
+
+
+def test_report_merges_reruns_and_shows_failures() -> None:
+    first = [_row("01_a", False, "cell 3: AssertionError: a | b"), _row("02_b", True)]
+    rerun = [_row("01_a", True)]
+    rows = gpu_check.merge(first, rerun)
+    assert [(r["lesson"], r["passed"]) for r in rows] == [("01_a", True), ("02_b", True)]
+    page = gpu_check.report(gpu_check.merge(first, [_row("03_c", False, "x | y", "t4")]), "one run")
+    assert "**1 of 3 passed.** one run" in page
+    failed = "**FAIL** cell 3: AssertionError: a \\| b"  # a pipe would split the table's cell
+    assert f"| 01_a | solution | gpu | 12 | 3.00 | {failed} | today, a GPU |" in page
+    assert "### 03_c solution [t4]" in page and "Traceback | line" in page
+
+
+def test_the_report_and_its_rows_are_written_together(tmp_path: Path) -> None:
+    out = tmp_path / "docs" / "gpu_check.md"
+    gpu_check.write_report(out, [_row("01_a", True)], "one run")
+    assert gpu_check.read_rows(out) == [_row("01_a", True)]
+    assert "| 01_a |" in out.read_text()
+
+
+def test_timing_waits_for_the_lock_of_another_notebook(tmp_path: Path, monkeypatch) -> None:
+    lock = tmp_path / "timing.lock"
+    monkeypatch.setenv(bench.TIMING_LOCK_ENV, str(lock))
+    timed_at: list[float] = []
+    with open(lock, "a") as other:  # another notebook is timing
+        fcntl.flock(other, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: timed_at.append(
+            bench.time_it(lambda: time.perf_counter(), repeat=1, warmup=0).best))
+        worker.start()
+        time.sleep(0.3)
+        assert not timed_at, "time_it ran while another process held the timing lock"
+        fcntl.flock(other, fcntl.LOCK_UN)
+    worker.join(timeout=10)
+    assert timed_at
+
+
+def test_timing_needs_no_lock_outside_gpu_check(monkeypatch) -> None:
+    monkeypatch.delenv(bench.TIMING_LOCK_ENV, raising=False)
+    timings = bench.compare({"a": lambda: None, "b": lambda: None}, repeat=2)
+    assert set(timings) == {"a", "b"} and os.environ.get(bench.TIMING_LOCK_ENV) is None

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one command, for a short session on a lent GPU machine:
+#
+#   tools/gpu_session.sh OUT_DIR [STEP ...]     steps (default: all, in this order):
+#     tests       the GPU-only unit tests (Triton kernels against SDPA, the T4 memory cap)
+#     triton      python -m utils.bench flash_backward --sweep   (lesson 10's Triton backward)
+#     throughput  python -m utils.bench throughput               (lesson 08's GPU table)
+#     ddp         python -m utils.bench ddp                      (lesson 11's single-GPU figure)
+#     notebooks   python -m utils.course gpu-check               (every notebook, GPU and T4)
+#
+# The benchmarks run first and alone, so that their timings see an idle GPU; the notebooks
+# then share it. Logs and the gpu-check report go to OUT_DIR (at most 8 files). Wheels in
+# .whl/ (the Jupyter packages a bare GPU image lacks) are installed into /tmp/site first.
+# Environment: GPU_CHECK_ARGS adds arguments to gpu-check (e.g. "--lessons 05 10 --update").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: tools/gpu_session.sh OUT_DIR [tests triton throughput ddp notebooks]}
+shift
+STEPS=${*:-tests triton throughput ddp notebooks}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/machine.log"
+python3 -c "import torch, triton; print('torch', torch.__version__, '| triton', triton.__version__)" \
+    | tee -a "$OUT/machine.log"
+
+step() {  # step NAME SECONDS COMMAND...: run one step under a time limit, into OUT/bench.log
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name ($(date +%T), at most ${limit} s): $*" | tee -a "$OUT/bench.log"
+    local start=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee -a "$OUT/bench.log"
+    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
+}
+
+for s in $STEPS; do
+    case $s in
+        tests) step tests 100 python3 -m pytest -o addopts="" -p no:cacheprovider -q -x \
+                   tests/test_triton_attention.py tests/test_runtime.py ;;
+        triton) step triton 150 python3 -m utils.bench flash_backward --sweep --json "$OUT/flash_backward.json" ;;
+        throughput) step throughput 120 python3 -m utils.bench throughput ;;
+        ddp) step ddp 120 python3 -m utils.bench ddp ;;
+        notebooks) step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
+                       --out "$OUT/gpu_check.md" ${GPU_CHECK_ARGS:-} ;;
+        *) echo "unknown step $s" >&2; exit 2 ;;
+    esac
+done

@@ -76,7 +76,7 @@ def test_one_notebook_passes_and_is_never_written(tmp_path: Path) -> None:
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     result = gpu_check.execute(path, timeout_s=60, keep=tmp_path / "kept")
     assert result["passed"] and result["error"] == "" and result["profile"] == "gpu"
-    assert result["peak_bytes"] == 0  # no CUDA used
+    assert result["peak_bytes"] == result["reserved_bytes"] == 0  # no CUDA used
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     kept = nbformat.read(tmp_path / "kept" / "solutions-99_demo.ipynb", as_version=4)
     assert "GPU_CHECK_PEAK" in kept.cells[-1].outputs[0]["text"]
@@ -89,12 +89,12 @@ def test_a_failing_cell_is_named_and_the_peak_still_measured(tmp_path: Path) -> 
     assert not result["passed"]
     assert result["error"] == "cell 1: AssertionError: x should be 2"
     assert any("x should be 2" in d for d in result["details"])
-    assert result["peak_bytes"] == 0 and result["profile"] == "?"
+    assert result["peak_bytes"] == 0 and result["profile"] == "?"  # the peak cell ran all the same
 
 
 def _row(lesson: str, passed: bool, error: str = "", condition: str = "gpu") -> dict:
     outcome = gpu_check.Outcome(gpu_check.Job(lesson, "solution", condition, Path("x")), passed, 12.3,
-                                3 * 2**30, "gpu", error, ["Traceback | line"] if error else [])
+                                3 * 2**30, 4 * 2**30, "gpu", error, ["Traceback | line"] if error else [])
     return gpu_check.row(outcome, "today, a GPU")
 
 
@@ -106,7 +106,7 @@ def test_report_merges_reruns_and_shows_failures() -> None:
     page = gpu_check.report(gpu_check.merge(first, [_row("03_c", False, "x | y", "t4")]), "one run")
     assert "**1 of 3 passed.** one run" in page
     failed = "**FAIL** cell 3: AssertionError: a \\| b"  # a pipe would split the table's cell
-    assert f"| 01_a | solution | gpu | 12 | 3.00 | {failed} | today, a GPU |" in page
+    assert f"| 01_a | solution | gpu | 12 | 3.00 (4.00) | {failed} | today, a GPU |" in page
     assert "### 03_c solution [t4]" in page and "Traceback | line" in page
 
 

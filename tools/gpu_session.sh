@@ -9,7 +9,8 @@
 #     notebooks   python -m utils.course gpu-check               (every notebook, GPU and T4)
 #
 # The benchmarks run first and alone, so that their timings see an idle GPU; the notebooks
-# then share it. Logs and the gpu-check report go to OUT_DIR (at most 8 files). Wheels in
+# then share it. Logs, the gpu-check report and the executed notebooks (text outputs, in
+# executed.tar.gz) go to OUT_DIR (at most 8 files). Wheels in
 # .whl/ (the Jupyter packages a bare GPU image lacks) are installed into /tmp/site first.
 # Environment: GPU_CHECK_ARGS adds arguments to gpu-check (e.g. "--lessons 05 10 --update").
 set -uo pipefail
@@ -45,8 +46,12 @@ for s in $STEPS; do
         triton) step triton 150 python3 -m utils.bench flash_backward --sweep --json "$OUT/flash_backward.json" ;;
         throughput) step throughput 120 python3 -m utils.bench throughput ;;
         ddp) step ddp 120 python3 -m utils.bench ddp ;;
-        notebooks) step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
-                       --out "$OUT/gpu_check.md" ${GPU_CHECK_ARGS:-} ;;
+        notebooks)
+            # --update merges into the committed report: start from its rows
+            [[ " ${GPU_CHECK_ARGS:-} " == *" --update "* ]] && cp docs/gpu_check.json "$OUT/"
+            step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
+                --out "$OUT/gpu_check.md" --keep "$OUT/executed" ${GPU_CHECK_ARGS:-}
+            tar -czf "$OUT/executed.tar.gz" -C "$OUT" executed && rm -rf "$OUT/executed" ;;
         *) echo "unknown step $s" >&2; exit 2 ;;
     esac
 done

@@ -10,7 +10,8 @@ dtypes and code paths that CI (a CPU) never executes. This command runs them all
 - every notebook, solution and student version (student versions run with every exercise
   unattempted, as in CI), each in its own process, in a fresh kernel started in the notebook's
   folder. The notebook file is never written: a last cell, added to the copy in memory,
-  reports the kernel's peak GPU memory (PyTorch's allocator, reserved bytes).
+  reports the kernel's peak GPU memory (what PyTorch's allocator handed out at most, and what
+  it reserved from the GPU, cached blocks included).
 - several at a time: as many as the GPU holds at 16 GiB each and half the CPU cores allow,
   lessons in curriculum order, so that a lesson that needs an earlier lesson's model finds it
   being trained already (the cache's file lock makes it wait, then load). Each condition has
@@ -53,7 +54,8 @@ PEAK_MARKER = "GPU_CHECK_PEAK "
 _PEAK_CELL = (
     "import json as _json, torch as _torch\n"
     "_cuda = _torch.cuda.is_available() and _torch.cuda.is_initialized()\n"
-    f"print({PEAK_MARKER!r} + _json.dumps(_torch.cuda.max_memory_reserved() if _cuda else 0))\n"
+    "_peak = [_torch.cuda.max_memory_allocated(), _torch.cuda.max_memory_reserved()] if _cuda else [0, 0]\n"
+    f"print({PEAK_MARKER!r} + _json.dumps(_peak))\n"
 )
 
 
@@ -78,7 +80,8 @@ class Outcome:
     job: Job
     passed: bool
     seconds: float
-    peak_bytes: int = 0
+    peak_bytes: int = 0  # the most PyTorch's allocator handed out at once
+    reserved_bytes: int = 0  # the most it held from the GPU (cached blocks included)
     profile: str = "?"  # what the setup cell printed
     error: str = ""  # the failing cell and the error, or why it did not run
     details: list[str] = field(default_factory=list)
@@ -136,9 +139,12 @@ def execute(path: Path, timeout_s: float, keep: Path | None = None) -> dict:
             result["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
         with contextlib.suppress(Exception):  # a dead kernel has no peak to report
             client.execute_cell(peak_cell, len(cells))
-    result["profile"], result["peak_bytes"] = _read_outputs(nb)
+    result["profile"], (result["peak_bytes"], result["reserved_bytes"]) = _read_outputs(nb)
     result["details"] = _tracebacks(nb)
-    if keep is not None:
+    if keep is not None:  # text outputs only: figures would make the copies large
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                output.get("data", {}).pop("image/png", None)
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / f"{path.parent.parent.name}-{path.name}")
     return result
@@ -159,15 +165,16 @@ def _text_outputs(nb) -> list[str]:
             if o.get("output_type") == "stream"]
 
 
-def _read_outputs(nb) -> tuple[str, int]:
+def _read_outputs(nb) -> tuple[str, tuple[int, int]]:
     """The profile the setup cell printed, and the peak memory the last cell reported."""
-    profile, peak = "?", 0
+    profile, peak = "?", (0, 0)
     for text in _text_outputs(nb):
         if "| profile: " in text and profile == "?":
             profile = text.split("| profile: ", 1)[1].split()[0]
         for line in text.splitlines():
             if line.startswith(PEAK_MARKER):
-                peak = int(json.loads(line[len(PEAK_MARKER):]))
+                allocated, reserved = json.loads(line[len(PEAK_MARKER):])
+                peak = (int(allocated), int(reserved))
     return profile, peak
 
 
@@ -199,8 +206,8 @@ def run_job(job: Job, env: dict[str, str], timeout_s: float, keep: Path | None =
     if done.returncode != 0 or not lines:
         return Outcome(job, False, seconds, error=f"runner failed: {done.stderr.strip()[-500:]}")
     result = json.loads(lines[-1])
-    return Outcome(job, result["passed"], seconds, result["peak_bytes"], result["profile"],
-                   result["error"], result["details"])
+    return Outcome(job, result["passed"], seconds, result["peak_bytes"], result["reserved_bytes"],
+                   result["profile"], result["error"], result["details"])
 
 
 def _kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Path) -> dict[str, str]:
@@ -299,6 +306,7 @@ def row(outcome: Outcome, ran_on: str) -> dict:
     job = outcome.job
     return {"lesson": job.lesson, "version": job.version, "condition": job.condition,
             "seconds": round(outcome.seconds, 1), "peak_gib": round(outcome.peak_bytes / GIB, 2),
+            "reserved_gib": round(outcome.reserved_bytes / GIB, 2),
             "profile": outcome.profile, "passed": outcome.passed, "error": outcome.error,
             "details": outcome.details, "ran_on": ran_on}
 
@@ -322,18 +330,20 @@ def report(rows: Sequence[dict], summary: str) -> str:
         "Condition `gpu` is the GPU as it is; `t4` caps each process at 15 GiB of GPU memory and",
         "forbids bfloat16 (`COURSE_GPU_MEMORY_GIB=15 COURSE_NO_BF16=1`), as on Colab's and Kaggle's",
         "free T4. Seconds include the kernel's start and, for a lesson that needs an earlier lesson's",
-        "model, the wait while another notebook trains it. Peak memory is the notebook kernel's",
-        "(PyTorch's allocator, reserved bytes), not its subprocesses'.",
+        "model, the wait while another notebook trains it. Peak memory is the notebook kernel's,",
+        "not its subprocesses': the most PyTorch's allocator handed out at once, and in brackets what",
+        "it reserved from the GPU (freed blocks it keeps cached, which it gives back before it would",
+        "fail); `?` where a run measured only the reserved bytes.",
         "",
         f"**{passed} of {len(rows)} passed.** {summary}",
         "",
-        "| lesson | version | condition | seconds | peak GPU memory (GiB) | result | ran on |",
+        "| lesson | version | condition | seconds | peak GPU memory, GiB (reserved) | result | ran on |",
         "|---|---|---|---:|---:|---|---|",
     ]
     for r in rows:
         result = "pass" if r["passed"] else f"**FAIL** {r['error']}".replace("|", "\\|")
         lines.append(f"| {r['lesson']} | {r['version']} | {r['condition']} | {r['seconds']:.0f} | "
-                     f"{r['peak_gib']:.2f} | {result} | {r['ran_on']} |")
+                     f"{_memory(r)} | {result} | {r['ran_on']} |")
     failures = [r for r in rows if not r["passed"] and r["details"]]
     if failures:
         lines += ["", "## Failures", ""]
@@ -341,6 +351,12 @@ def report(rows: Sequence[dict], summary: str) -> str:
             title = f"### {r['lesson']} {r['version']} [{r['condition']}]"
             lines += [title, "", "```", *r["details"], "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def _memory(r: dict) -> str:
+    """'1.20 (3.50)': allocated, then reserved; rows of the first run measured reserved only."""
+    allocated = "?" if r.get("peak_gib") is None else f"{r['peak_gib']:.2f}"
+    return f"{allocated} ({r.get('reserved_gib', 0):.2f})"
 
 
 def write_report(out: Path, rows: Sequence[dict], summary: str) -> None:

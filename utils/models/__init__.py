@@ -10,6 +10,6 @@
 - `utils.models.encoder_classifier`: the Transformer encoder classifier (lesson 07).
 - `utils.models.translation_transformer`: the encoder-decoder `Transformer` (lesson 08).
 - `utils.models.gpt`: the decoder-only `GPT` with a KV cache (lessons 09 and 12).
-- `utils.models.triton_attention`: the FlashAttention forward pass as a Triton kernel
+- `utils.models.triton_attention`: FlashAttention's forward and backward passes as Triton kernels
   (lesson 10; needs Triton, and a GPU or `TRITON_INTERPRET=1`).
 """

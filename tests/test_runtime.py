@@ -97,7 +97,7 @@ def test_memory_cap_is_harmless_on_the_cpu(monkeypatch, capsys) -> None:
 
 
 @needs_cuda
-def test_memory_cap_makes_the_allocator_refuse_more(monkeypatch) -> None:
+def test_gpu_memory_cap_makes_the_allocator_refuse_more(monkeypatch) -> None:
     """Run in a fresh process: the cap is a per-process setting of PyTorch's allocator."""
     import subprocess
     import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check that needs a GPU, in one command, for a short session on a lent GPU machine:
 #
-#   tools/gpu_session.sh OUT_DIR [STEP ...]     steps (default: all, in this order):
+#   tools/gpu_session.sh OUT_DIR [STEP ...]     steps (default: all, in this order; "STEP&" runs
+#                                                 in the background, "wait" waits for those):
 #     tests       the GPU-only unit tests (Triton kernels against SDPA, the T4 memory cap)
 #     triton      python -m utils.bench flash_backward --sweep   (lesson 10's Triton backward)
 #     throughput  python -m utils.bench throughput               (lesson 08's GPU table)
@@ -12,7 +13,9 @@
 # then share it. Logs, the gpu-check report and the executed notebooks (text outputs, in
 # executed.tar.gz) go to OUT_DIR (at most 8 files). Wheels in
 # .whl/ (the Jupyter packages a bare GPU image lacks) are installed into /tmp/site first.
-# Environment: GPU_CHECK_ARGS adds arguments to gpu-check (e.g. "--lessons 05 10 --update").
+# Environment: GPU_CHECK_ARGS adds arguments to gpu-check (e.g. "--lessons 05 10 --update"),
+# GPU_CHECK_LIMIT its seconds; TESTS_ARGS replaces the test files (e.g. "-k backward FILE").
+# Correctness steps may share the GPU ("notebooks& tests wait triton"); timings may not.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: tools/gpu_session.sh OUT_DIR [tests triton throughput ddp notebooks]}
@@ -30,28 +33,37 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, triton; print('torch', torch.__version__, '| triton', triton.__version__)" \
     | tee -a "$OUT/machine.log"
 
-step() {  # step NAME SECONDS COMMAND...: run one step under a time limit, into OUT/bench.log
-    local name=$1 limit=$2
+step() {  # step NAME SECONDS COMMAND...: run one step under a time limit, into OUT/${LOG:-bench.log}
+    local name=$1 limit=$2 log="$OUT/${LOG:-bench.log}"
     shift 2
-    echo "=== $name ($(date +%T), at most ${limit} s): $*" | tee -a "$OUT/bench.log"
+    echo "=== $name ($(date +%T), at most ${limit} s): $*" | tee -a "$log"
     local start=$SECONDS
-    timeout "$limit" "$@" 2>&1 | tee -a "$OUT/bench.log"
-    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
+    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$log"
 }
 
-for s in $STEPS; do
-    case $s in
-        tests) step tests 100 python3 -m pytest -o addopts="" -p no:cacheprovider -q -x \
-                   tests/test_triton_attention.py tests/test_runtime.py ;;
+run_step() {
+    case $1 in
+        tests) step tests "${TESTS_LIMIT:-100}" python3 -m pytest -o addopts="" -p no:cacheprovider -q \
+                   ${TESTS_ARGS:-tests/test_triton_attention.py tests/test_runtime.py} ;;
         triton) step triton 150 python3 -m utils.bench flash_backward --sweep --json "$OUT/flash_backward.json" ;;
         throughput) step throughput 120 python3 -m utils.bench throughput ;;
         ddp) step ddp 120 python3 -m utils.bench ddp ;;
         notebooks)
             # --update merges into the committed report: start from its rows
             [[ " ${GPU_CHECK_ARGS:-} " == *" --update "* ]] && cp docs/gpu_check.json "$OUT/"
-            step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
+            LOG=notebooks.log step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
                 --out "$OUT/gpu_check.md" --keep "$OUT/executed" ${GPU_CHECK_ARGS:-}
             tar -czf "$OUT/executed.tar.gz" -C "$OUT" executed && rm -rf "$OUT/executed" ;;
-        *) echo "unknown step $s" >&2; exit 2 ;;
+        *) echo "unknown step $1" >&2; exit 2 ;;
+    esac
+}
+
+for s in $STEPS; do
+    case $s in
+        wait) wait ;;  # until the steps started with & have finished
+        *'&') run_step "${s%&}" & ;;  # e.g. "notebooks&": in the background, beside the next steps
+        *) run_step "$s" ;;
     esac
 done
+wait

@@ -77,18 +77,61 @@ def test_the_heads_model_has_one_layer_of_four_rotary_heads() -> None:
     assert len(info["losses"]) == 5 and 0 <= info["accuracy"] <= 100
 
 
-def test_the_norm_race_differs_only_in_the_norm_placement() -> None:
-    pre, post = part2.norm_runs(GRADING)
+@pytest.mark.parametrize("name", ["grading", "cpu", "gpu"])
+def test_the_norm_race_differs_only_in_the_norm_placement(name: str) -> None:
+    pre, post = part2.norm_runs(Profile(name))
     assert pre.norm_first and not post.norm_first
     assert dataclasses.replace(pre, norm_first=False) == post
 
 
-def test_a_norm_run_records_every_step_and_whether_it_diverged() -> None:
+def test_the_asserted_norm_races_use_six_layers_of_width_64_at_one_constant_rate() -> None:
+    # Post-norm collapses robustly only in a stack this deep and wide (measured in norm_runs).
+    cpu, gpu = part2.norm_runs(Profile("cpu"))[0], part2.norm_runs(Profile("gpu"))[0]
+    for run in (cpu, gpu):
+        assert (run.num_layers, run.d_model, run.batch_size, run.lr) == (6, 64, 64, 7e-3)
+    assert cpu.task.max_len < gpu.task.max_len and cpu.steps < gpu.steps  # the CPU's race is cheaper
+    assert part2.norm_runs(GRADING)[0].steps < cpu.steps
+
+
+def test_a_norm_run_records_every_step_its_token_spread_and_whether_it_diverged() -> None:
     run = _tiny(part2.norm_runs(GRADING)[1], steps=4, task=part2.ReviewTask(num_train=100, num_test=20))
     model, info = part2.train_norm_variant(run, "cpu")
     assert not model.config.norm_first
     assert info["diverged"] in (True, False)
     assert len(info["losses"]) == 4 or info["diverged"]
+    assert 0 <= info["token_spread"] <= 1 or info["diverged"]
+
+
+class _Encoder(torch.nn.Module):
+    """An encoder that returns the given vectors (B, T, D), whatever the tokens."""
+
+    def __init__(self, h: torch.Tensor) -> None:
+        super().__init__()
+        self.h = h
+
+    def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.h[:, : tokens.shape[1]], mask
+
+
+def test_token_spread_is_zero_when_every_token_of_a_review_comes_out_the_same() -> None:
+    data = part2.review_data(part2.ReviewTask(num_train=100, num_test=20))
+    reviews = data.test[:3]
+    length = data.batch(reviews).tokens.shape[1]
+    per_review = torch.randn(3, 1, 8)  # one vector per review, repeated at every position
+    assert part2.token_spread(_Encoder(per_review.expand(3, length, 8)), data, reviews, "cpu") < 1e-6
+    spread = part2.token_spread(_Encoder(torch.randn(3, length, 8)), data, reviews, "cpu")
+    assert 0.5 < spread <= 1  # independent random vectors: spread = sqrt(1 - 1/T) on average
+
+
+def test_token_spread_ignores_padding() -> None:
+    data = part2.review_data(part2.ReviewTask(num_train=100, num_test=20))
+    by_length = sorted(data.test, key=lambda r: len(r.text.split()))
+    reviews = [by_length[0], by_length[-1]]
+    batch = data.batch(reviews)
+    assert not batch.mask.all()  # the short review is padded
+    h = torch.randn(1, 1, 8).repeat(2, batch.tokens.shape[1], 1)  # (2, T, 8): constant at real tokens
+    h[~batch.mask] = 100.0  # padding positions hold something else entirely
+    assert part2.token_spread(_Encoder(h), data, reviews, "cpu") < 1e-6
 
 
 def test_a_diverging_run_is_reported_not_raised(monkeypatch) -> None:

@@ -41,6 +41,19 @@ def test_centred_receptive_field_matches_the_gradient_measurement(kernel_size, d
     assert reach[32 - half : 32 + half + 1].all(), "the window is centred on the output"
 
 
+def test_one_random_input_can_hide_part_of_the_field_and_several_do_not() -> None:
+    """With negative biases (as training can leave them) most ReLUs are off for a given input:
+    the gradient of one random input misses positions that are in the field; a batch of 8
+    random inputs finds the whole window."""
+    torch.manual_seed(0)
+    encoder = DilatedConvEncoder(8, 3, (1, 2, 4), causal=True)  # receptive field 15
+    with torch.no_grad():
+        for conv in encoder.convs:
+            conv.bias.fill_(-0.5)
+    assert int(reachable_inputs(encoder, 40, 39, 8, samples=1).sum()) < 15
+    assert int(reachable_inputs(encoder, 40, 39, 8, samples=8).sum()) == 15
+
+
 def test_even_kernels_are_refused_for_a_centred_window() -> None:
     with pytest.raises(ValueError, match="odd"):
         DilatedConvEncoder(8, kernel_size=4, causal=False)

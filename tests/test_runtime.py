@@ -118,3 +118,12 @@ def test_gpu_memory_cap_makes_the_allocator_refuse_more(monkeypatch) -> None:
     assert done.returncode == 0, done.stderr
     assert "GPU memory capped at 1.0 GiB | no bfloat16" in done.stdout
     assert done.stdout.strip().endswith("refused")
+
+
+def test_apple_mps_is_used_only_when_asked_for(monkeypatch) -> None:
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert runtime.pick_device() == torch.device("cpu")  # untested on MPS: not picked by itself
+    monkeypatch.setenv("COURSE_DEVICE", "mps")
+    assert runtime.pick_device() == torch.device("mps")

@@ -41,16 +41,15 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """The best device here: CUDA, then Apple MPS, then CPU (`COURSE_DEVICE` overrides)."""
+    """A CUDA GPU if there is one, else the CPU (`COURSE_DEVICE` overrides).
+
+    Apple's MPS is used only when asked for (`COURSE_DEVICE=mps`): the course has not been
+    run on it yet, and some of its claims (timings, memory) are measured on CUDA or the CPU.
+    """
     prefer = prefer or os.environ.get("COURSE_DEVICE")
     if prefer:
         return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _flag(name: str) -> bool:

@@ -3,6 +3,7 @@ problem detection and the gradebook's arithmetic."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -17,7 +18,7 @@ from utils.course.grading_course import restore_deleted_cells
 from utils.course.grading_intake import find_one, unreadable
 from utils.course.grading_integrity import Watch
 from utils.course.grading_report import Outcome, gradebook, summary
-from utils.course.grading_worker import Task, _exit_note, notebook_problems
+from utils.course.grading_worker import Task, _exit_note, notebook_problems, write_kernelspec
 
 
 @pytest.fixture
@@ -221,3 +222,13 @@ def test_gradebook_keeps_no_score_apart_from_zero() -> None:
     assert book.loc["amy", "total"] == 2.0 and math.isnan(book.loc["amy", "b_check"])
     table = summary(book.reset_index(), graded).set_index("exercise")
     assert table.loc["a_check", "scored"] == 2 and table.loc["a_check", "share_full_marks"] == 0.5
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_graded_kernels_compute_on_the_cpu_unless_asked(tmp_path, device: str) -> None:
+    task = Task("L01", "alice", str(tmp_path / "w"), str(tmp_path / "s"), cell_timeout=5,
+                memory_bytes=3 * 2**30, sandbox="none", device=device)
+    spec = json.loads((write_kernelspec(task) / "kernels" / "graded-python" / "kernel.json").read_text())
+    assert spec["env"]["COURSE_DEVICE"] == device
+    hidden = spec["env"].get("CUDA_VISIBLE_DEVICES")
+    assert hidden == "" if device == "cpu" else hidden is None

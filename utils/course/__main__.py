@@ -59,7 +59,7 @@ def _grade(args: argparse.Namespace) -> int:
     options = Options(lesson=args.lesson, submissions=args.submissions,
                       out=args.out or repo_root() / "grading" / args.lesson,
                       jobs=args.jobs or default_jobs(memory), cell_timeout=args.cell_timeout,
-                      memory_gib=memory, sandbox=args.sandbox, force=args.force)
+                      memory_gib=memory, sandbox=args.sandbox, device=args.device, force=args.force)
     try:
         grade(options)
     except (GradingError, OutputError, IntakeError, SandboxError) as err:
@@ -85,6 +85,9 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
                        help="address space of each process grading a submission (default: 4)")
     grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                        help="bubblewrap around each kernel: auto uses it where it works (default: auto)")
+    grade.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where graded kernels compute (default: cpu, so that every grading machine "
+                       "grades alike; the grading profile is small)")
     grade.add_argument("--force", action="store_true",
                        help="overwrite an output folder that holds grades entered in the formgrader")
     grade.set_defaults(run=_grade)

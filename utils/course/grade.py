@@ -50,6 +50,7 @@ class Options:
     cell_timeout: int = DEFAULT_CELL_TIMEOUT_S
     memory_gib: float = DEFAULT_MEMORY_GIB
     sandbox: str = "auto"
+    device: str = "cpu"  # where graded kernels compute; "cuda" only when an instructor asks
     force: bool = False  # discard grades entered in the formgrader in an earlier run's output
     warm_up: bool | None = None  # grade the solution first to share its trained models (None: if it pays)
 
@@ -159,7 +160,8 @@ def _task(options: Options, mode: str, student: str, work: Path) -> Task:
                 sockets=tempfile.mkdtemp(prefix="grade-", dir=socket_base),
                 cell_timeout=options.cell_timeout, memory_bytes=int(options.memory_gib * 2**30),
                 sandbox=mode, hidden=[str(p) for p in hidden],
-                visible=[str(p) for p in sandbox.default_visible(root)], threads=KERNEL_THREADS)
+                visible=[str(p) for p in sandbox.default_visible(root)], threads=KERNEL_THREADS,
+                device=options.device)
 
 
 def make_tasks(options: Options, mode: str, found: list[grading_intake.Submission],

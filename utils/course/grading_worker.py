@@ -58,6 +58,7 @@ class Task:
     hidden: list[str] = field(default_factory=list)
     visible: list[str] = field(default_factory=list)
     threads: int = 1
+    device: str = "cpu"  # where the kernel computes: "cpu" hides any GPU from it; "cuda" does not
 
     @property
     def course(self) -> Path:
@@ -207,7 +208,10 @@ def write_kernelspec(task: Task) -> Path:
         # the kernel's compute threads (grade.KERNEL_THREADS says why one); few malloc arenas,
         # as each reserves address space that counts against the memory limit
         "OMP_NUM_THREADS": str(task.threads), "MKL_NUM_THREADS": str(task.threads), "MALLOC_ARENA_MAX": "2",
+        "COURSE_DEVICE": task.device,
     }
+    if task.device == "cpu":  # a GPU grading machine grades like any other, and CUDA never starts
+        env["CUDA_VISIBLE_DEVICES"] = ""
     spec = {"argv": sandbox.kernel_argv(task.sandbox, jail), "display_name": "graded submission",
             "language": "python", "interrupt_mode": "message", "env": env}
     folder = Path(task.work) / "jupyter" / "kernels" / KERNEL_NAME

@@ -28,10 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if "COURSE_CACHE" not in os.environ:
         os.environ["COURSE_CACHE"] = tempfile.mkdtemp(prefix="course-cache-")
     if "IPYTHONDIR" not in os.environ:  # kernels inherit it: no ANSI colours in tracebacks
-        ipython_dir = Path(tempfile.mkdtemp(prefix="course-ipython-"))
-        profile = ipython_dir / "profile_default"
-        profile.mkdir(parents=True)
-        (profile / "ipython_kernel_config.py").write_text('c.InteractiveShell.colors = "nocolor"\n')
+        from utils.course.gpu_check import plain_traceback_ipython_dir
+
+        ipython_dir = plain_traceback_ipython_dir(Path(tempfile.mkdtemp(prefix="course-ipython-")))
         os.environ["IPYTHONDIR"] = str(ipython_dir)
 
 

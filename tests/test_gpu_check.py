@@ -16,7 +16,7 @@ import nbformat
 import pytest
 import torch
 
-from utils import bench
+from utils import bench, runtime
 from utils.course import gpu_check
 from utils.course.config import lessons
 
@@ -42,6 +42,8 @@ def test_the_plan_can_be_narrowed_and_refuses_what_does_not_exist() -> None:
 def test_the_t4_condition_is_a_memory_cap_and_no_bf16() -> None:
     assert gpu_check.CONDITIONS["t4"] == {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"}
     assert gpu_check.CONDITIONS["gpu"] == {}
+    assert set(gpu_check.CONDITIONS["t4"]) == {runtime.GPU_MEMORY_ENV, runtime.NO_BF16_ENV}
+    assert gpu_check.TIMING_LOCK_ENV == bench.TIMING_LOCK_ENV
 
 
 def test_jobs_follow_gpu_memory_and_cores() -> None:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+try:
+    import fcntl  # file locks (Unix)
+except ImportError:  # Windows: timings take no lock
+    fcntl = None
+
 
 def synchronize(device: torch.device | str | None = None) -> None:
     """Wait for queued GPU work, so that a timer measures it (no-op on the CPU)."""
@@ -37,10 +42,6 @@ def exclusive_timing() -> Iterator[None]:
     it). A no-op where the variable is unset or file locks do not exist (Windows).
     """
     path = os.environ.get(TIMING_LOCK_ENV)
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        fcntl = None
     if not path or fcntl is None:
         yield
         return

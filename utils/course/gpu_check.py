@@ -46,8 +46,10 @@ from utils.course.config import lessons, repo_root, solution_path, student_path
 
 CONDITIONS = {
     "gpu": {},
-    "t4": {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"},
+    "t4": {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"},  # read by utils.runtime
 }
+TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"  # read by utils.bench.exclusive_timing
+# (names, not imports: this module, and each notebook's runner process, never import torch)
 GIB = 2**30
 MEMORY_PER_NOTEBOOK = 16 * GIB  # what `jobs` plans for: a T4's memory, the t4 condition's cap
 PEAK_MARKER = "GPU_CHECK_PEAK "
@@ -215,18 +217,19 @@ def _kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Pat
     lock (`utils.bench.exclusive_timing`): two notebooks never time at the same moment."""
     root = str(repo_root())
     env = dict(os.environ)
-    for name in ("COURSE_GPU_MEMORY_GIB", "COURSE_NO_BF16", "COURSE_PROFILE", "NBGRADER_EXECUTION"):
+    for name in (*CONDITIONS["t4"], "COURSE_PROFILE", "NBGRADER_EXECUTION"):
         env.pop(name, None)  # each condition says exactly what it sets
     env.update(CONDITIONS[condition])
-    env.update(COURSE_CACHE=str(cache), COURSE_TIMING_LOCK=str(timing_lock), IPYTHONDIR=str(ipython_dir),
-               MPLBACKEND="Agg",
+    env[TIMING_LOCK_ENV] = str(timing_lock)
+    env.update(COURSE_CACHE=str(cache), IPYTHONDIR=str(ipython_dir), MPLBACKEND="Agg",
                OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"), PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p))
     return env
 
 
-def _plain_tracebacks(folder: Path) -> Path:
-    """An IPython folder whose kernels print tracebacks without colour codes."""
+def plain_traceback_ipython_dir(folder: Path) -> Path:
+    """An IPython folder (for IPYTHONDIR) whose kernels print tracebacks without colour codes:
+    readable in logs and reports (the test suite's kernels use it too)."""
     profile = folder / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
     (profile / "ipython_kernel_config.py").write_text('c.InteractiveShell.colors = "nocolor"\n')
@@ -245,7 +248,7 @@ def run_all(jobs: Sequence[Job], workers: int, timeout_s: float, deadline_s: flo
     `on_outcome` sees each outcome as it comes (the command rewrites its report each time, so
     that a run stopped from outside still leaves what it measured)."""
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    ipython_dir = _plain_tracebacks(scratch / "ipython")
+    ipython_dir = plain_traceback_ipython_dir(scratch / "ipython")
     timing_lock = scratch / "timing.lock"
     envs = {c: _kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock)
             for c in {j.condition for j in jobs}}

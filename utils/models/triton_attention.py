@@ -790,10 +790,14 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"B * H = {q.shape[0] * q.shape[1]} exceeds the grid's limit of 65535")
 
 
+def _powers_of_two(*blocks: int) -> bool:
+    """Tile sizes tensor cores take: powers of two, at least 16."""
+    return all(b >= 16 and b & (b - 1) == 0 for b in blocks)
+
+
 def _check_config(config: TritonAttentionConfig) -> None:
     bm, bn = config.block_m, config.block_n
-    powers_of_two = all(b >= 16 and b & (b - 1) == 0 for b in (bm, bn))
-    if not powers_of_two or bm % bn != 0:
+    if not _powers_of_two(bm, bn) or bm % bn != 0:
         raise ValueError(
             f"block_m and block_n must be powers of two >= 16 with block_m a multiple of "
             f"block_n (the causal split needs it), got {config}"
@@ -802,9 +806,8 @@ def _check_config(config: TritonAttentionConfig) -> None:
 
 def _check_backward_config(config: TritonBackwardConfig) -> None:
     blocks = (config.block_n_kv, config.block_m_kv, config.block_m_q, config.block_n_q)
-    powers_of_two = all(b >= 16 and b & (b - 1) == 0 for b in blocks)
     if (
-        not powers_of_two
+        not _powers_of_two(*blocks)
         or config.block_n_kv % config.block_m_kv != 0
         or config.block_m_q % config.block_n_q != 0
     ):

@@ -219,7 +219,10 @@ def _exclusive(lock: Path, name: str) -> Iterator[None]:
 
     An OS lock (flock) is released by the kernel when its process dies, so a killed
     training run never leaves a stale lock. Where flock or the file is unavailable (Windows,
-    a read-only cache), the block runs unlocked: at worst a model is trained twice.
+    a read-only cache), the block runs unlocked, which is safe: each process trains its own
+    copy and `atomic_save` renames a finished file into place, so a reader sees no entry or a
+    whole one, never a torn one. At worst a model is trained twice (and on Windows, a rename
+    that lands while another process is reading the file fails; running the cell again works).
     """
     try:
         import fcntl

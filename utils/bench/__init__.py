@@ -17,8 +17,8 @@ import torch
 
 try:
     import fcntl  # file locks (Unix)
-except ImportError:  # Windows: timings take no lock
-    fcntl = None
+except ImportError:  # Windows: timings take no lock. Only `make gpu-check` (Linux, several
+    fcntl = None  # notebooks on one GPU) sets the lock's variable; a student's notebook times alone.
 
 
 def synchronize(device: torch.device | str | None = None) -> None:

@@ -16,8 +16,9 @@ How peak memory is measured:
   kernel's peak-RSS counter (`/proc/self/clear_refs`, Linux), runs the call again and
   reports the peak resident memory above the resident memory just before it. The child
   runs with `MALLOC_MMAP_THRESHOLD_=65536`, so that glibc gives large freed buffers back to
-  the OS instead of keeping them for reuse, which would hide new allocations. Elsewhere
-  than Linux it falls back to `ru_maxrss`, which cannot be reset (less reliable).
+  the OS instead of keeping them for reuse, which would hide new allocations. On macOS it
+  falls back to `ru_maxrss`, which cannot be reset (less reliable); Windows has neither, and
+  the CPU column says so (use a CUDA device there, or WSL2).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -126,6 +126,13 @@ def _cpu_peak_here(
             before = resident_memory()["VmRSS"]
             fn()
             return max(0, resident_memory()["VmHWM"] - before)
+        try:
+            import resource  # Unix only: imported here, so that this module imports on Windows
+        except ImportError:
+            raise RuntimeError(
+                f"peak CPU memory is measured on Linux (and roughly on macOS), not under {sys.platform}: "
+                "measure on a CUDA device, or run under WSL2"
+            ) from None
         # ru_maxrss cannot be reset: the peak of this call shows only above earlier peaks.
         scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB elsewhere
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
@@ -220,7 +227,11 @@ def _free_bytes(device: torch.device) -> int:
 
         return psutil.virtual_memory().available
     except ImportError:  # pragma: no cover - psutil is a dev dependency
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        if hasattr(os, "sysconf"):
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        # Windows without psutil: no cheap way to ask; try every row (one that does not fit
+        # fails with the allocator's error, which the table prints, and the run goes on).
+        return sys.maxsize
 
 
 def _device_name(device: torch.device) -> str:

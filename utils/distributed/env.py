@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,10 +98,23 @@ def _attempt_store(world_size: int, timeout: timedelta) -> dist.Store | None:
     """
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
+    # USE_LIBUV=0 (the launcher sets it on Windows, whose PyTorch has no libuv) is obeyed here too
+    libuv = {"use_libuv": False} if os.environ.get("USE_LIBUV") == "0" else {}
     agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
-                          is_master=False, timeout=timeout)
+                          is_master=False, timeout=timeout, **libuv)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return dist.PrefixStore(f"/utils.distributed/attempt_{attempt}", agent)
+
+
+def _private_store() -> dist.Store:
+    """A key-value store for a group of one: in memory, or a fresh file where PyTorch's Windows
+    build has no `HashStore` (torch.distributed imports it on every platform but win32)."""
+    if hasattr(dist, "HashStore"):
+        return dist.HashStore()
+    handle, path = tempfile.mkstemp(prefix="course-store-")
+    os.close(handle)
+    os.unlink(path)  # FileStore creates it; a fresh name, so no earlier group's keys are read
+    return dist.FileStore(path, 1)
 
 
 def current(device: torch.device | None = None) -> DistEnv:
@@ -126,8 +140,8 @@ def init(device: str | torch.device | None = None, timeout_s: float = 120.0) -> 
     backend = backend_for(kind)
     ranks = _from_environment()
     timeout = timedelta(seconds=timeout_s)
-    if ranks is None:  # no torchrun: a group of one, with an in-memory store (no network)
-        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
+    if ranks is None:  # no torchrun: a group of one, with a private store (no network)
+        dist.init_process_group(backend, store=_private_store(), rank=0, world_size=1, timeout=timeout)
         rank, local_rank, world_size = 0, 0, 1
     else:
         rank, local_rank, world_size = ranks

@@ -152,6 +152,8 @@ def command(module: str, args: Sequence[str] | Mapping[str, Any] | None = None, 
 def _environment(p: Plan, extra: Mapping[str, str] | None) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COURSE_DEVICE": p.device,
            "OMP_NUM_THREADS": str(p.threads), "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore")}
+    if sys.platform == "win32":  # no libuv in PyTorch's Windows wheels: the stores that read this obey it
+        env.setdefault("USE_LIBUV", "0")
     root = str(Path(__file__).resolve().parents[2])  # the workers import `utils` from here
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH", "")) if x)
     env.setdefault("LOGLEVEL", "WARNING")
@@ -178,7 +180,10 @@ class _Process:
 
     def kill(self) -> None:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # torchrun and every worker it started
+            if hasattr(os, "killpg"):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # torchrun and every worker it started
+            else:  # Windows: no process groups; taskkill /T ends the process tree
+                subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.proc.pid)], capture_output=True)
         except ProcessLookupError:
             pass
 
@@ -217,7 +222,20 @@ def root_cause(output: str) -> str:
     return "\n".join(keep[-25:])
 
 
+WINDOWS_ADVICE = (
+    "On Windows, run the torchrun cells of lessons 11 and 12 in WSL2 (Ubuntu; `wsl --install`, "
+    "then the course's Linux instructions there) or on Colab or Kaggle; the rest of these "
+    "lessons (simulated ranks, a group of one process, in_process runs) works on Windows itself."
+)
+
+
 def _failure(returncode: int, output: str, cmd: list[str]) -> LaunchError:
+    if "without libuv support" in output:
+        # PyTorch's Windows wheels have no libuv TCPStore, and torchrun's rendezvous asks for it
+        # whatever USE_LIBUV says (torch 2.13 still: pytorch/pytorch#148283, #178600).
+        return LaunchError("torchrun could not start its rendezvous: this PyTorch build has no libuv "
+                           "TCPStore, which torchrun's rendezvous requires (PyTorch's Windows wheels). "
+                           + WINDOWS_ADVICE)
     if re.search(r"address already in use|EADDRINUSE|errno: 98", output, re.I):
         return LaunchError("the rendezvous port is already in use (an earlier run still alive? check "
                            "`ps`), so the processes could not meet. Leave port=None to let torchrun pick "

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -523,7 +524,7 @@ def _write_outputs(out: Path, env: DistEnv, metrics: dict, model_state: dict, gr
     out.mkdir(parents=True, exist_ok=True)
     mine = {"rank": env.rank, "local_rank": env.local_rank, "world_size": env.world_size,
             "digest": metrics["digest"], "group_rank": os.environ.get("GROUP_RANK"),
-            "hostname": os.uname().nodename, "pid": os.getpid()}
+            "hostname": socket.gethostname(), "pid": os.getpid()}
     _write_json(out / f"rank{env.rank}.json", mine)
     if not env.is_main:
         return

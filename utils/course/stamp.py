@@ -21,18 +21,24 @@ SETUP_TEMPLATE = '''\
 # picks the device and the size profile the demos run at.
 try:
     import utils.checks
-except ModuleNotFoundError:
-    import importlib, subprocess, sys
+except ModuleNotFoundError:  # not installed yet, or another package named `utils` comes first
+    import importlib.machinery, importlib.metadata, importlib.util, subprocess, sys
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "{pip_spec}"], check=True)
+    for name in [m for m in sys.modules if m.split(".")[0] == "utils"]:
+        del sys.modules[name]  # forget any other `utils` imported above
     importlib.invalidate_caches()
-    sys.modules.pop("utils", None)  # a different `utils` may have been imported above
+    site = importlib.metadata.distribution("{distribution}").locate_file("")
+    spec = importlib.machinery.PathFinder.find_spec("utils", [str(site)])  # where pip put it
+    sys.modules["utils"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules["utils"])
 import utils
 from utils import checks
 device, profile = utils.setup(seed=0)'''
 
 
 def setup_source(config: CourseConfig) -> str:
-    return SETUP_TEMPLATE.format(pip_spec=config.pip_spec)
+    distribution = config.pip_spec.split(" @ ")[0]  # the name pip installs it under
+    return SETUP_TEMPLATE.format(pip_spec=config.pip_spec, distribution=distribution)
 
 
 def badges(config: CourseConfig, lesson: str) -> str:

@@ -52,6 +52,16 @@ def attention_scores(q, k):
     return torch.zeros(q.shape[0], q.shape[1], k.shape[1])
 '''
 
+# Shared memory, filled in pieces: no single allocation fails, and RLIMIT_DATA does not count
+# it; only a limit on resident memory stops it.
+HOG = """    import mmap
+    _shared = mmap.mmap(-1, {size})
+    _piece = bytes(2**26)
+    for _ in range({size} // 2**26):
+        _shared.write(_piece)
+    return _shared
+"""
+
 
 # ---------------------------------------------------------------- building a class
 
@@ -123,6 +133,7 @@ def build_class(folder: Path, escape_to: list[Path]) -> None:
     write(folder / "exit", with_body("padding_mask", "    import os\n    os._exit(1)\n"))
     bomb = int((MEMORY_GIB + 0.5) * 2**30)  # just above the limit
     write(folder / "bomb", with_body("padding_mask", f"    return bytearray({bomb})\n"))
+    write(folder / "hog", with_body("padding_mask", HOG.format(size=bomb)))
     write(folder / "badjson", '{"cells": [')
     write(folder / "renamed", solution(), name=f"{LESSON} (1).ipynb")
     write(folder / "tamperer", tamperer())
@@ -214,6 +225,33 @@ def test_memory_bomb_is_stopped_by_the_limit(graded: Graded) -> None:
     assert row["reason"].startswith(f"memory limit: cell 16 (padding_mask_check) ran out of memory "
                                  f"(limit {MEMORY_GIB} GiB)")
     assert (row.padding_mask_check, row.total) == (0.0, FULL - 2)
+
+
+def test_memory_spread_where_no_allocation_fails_is_stopped_by_the_resident_limit(graded: Graded) -> None:
+    row = graded.book.loc["hog"]
+    assert row.status == FAILED
+    assert row["reason"].startswith("memory limit: cell 16 (padding_mask_check) used ")
+    assert row["reason"].endswith(f"GiB of memory, over the limit of {MEMORY_GIB} GiB, and the kernel was "
+                                  "stopped there")
+    assert pd.isna(row.total)
+
+
+def test_a_broken_grading_environment_stops_before_any_student_is_graded(tmp_path: Path) -> None:
+    broken = tmp_path / "site" / "torch"  # what a CUDA build of torch under an address-space limit did
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('simulated: libtorch_cuda.so: failed to map')")
+    write(tmp_path / "submissions" / "perfect", solution())
+    # unsandboxed: bubblewrap would hide tmp_path from the kernel
+    command = [sys.executable, "-m", "utils.course", "grade", LESSON, "--sandbox", "none",
+               "--submissions", str(tmp_path / "submissions"), "--out", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONPATH": str(broken.parent)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert ("the solution of 00_course_tour does not score full marks in this grading environment, so no "
+            "submission was graded: a cell of the lesson failed: cell 3 (setup) raised ImportError: "
+            "simulated: libtorch_cuda.so: failed to map") in result.stderr
+    assert "[1/1]" not in result.stdout and not (tmp_path / "out" / "gradebook.csv").exists()
+    assert (tmp_path / "out" / "logs" / ".canary.log").is_file()
 
 
 def test_invalid_json_is_reported_as_unreadable(graded: Graded) -> None:

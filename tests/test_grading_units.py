@@ -7,7 +7,10 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -17,6 +20,7 @@ from utils.course import grading_flags, sandbox
 from utils.course.grading_course import restore_deleted_cells
 from utils.course.grading_intake import find_one, unreadable
 from utils.course.grading_integrity import Watch
+from utils.course.grading_memory import MemoryGuard
 from utils.course.grading_report import Outcome, gradebook, summary
 from utils.course.grading_worker import Task, _exit_note, notebook_problems, write_kernelspec
 
@@ -189,19 +193,66 @@ def test_unreadable_notebooks_say_why() -> None:
     assert unreadable(nbformat.writes(nbformat.v4.new_notebook()).encode()) == ""
 
 
-def test_timeouts_and_memory_errors_are_named_with_their_cell() -> None:
-    timed_out = nbformat.v4.new_code_cell("while True: pass")
-    timed_out.outputs = [nbformat.v4.new_output("error", ename="CellTimeoutError", evalue="", traceback=[])]
-    torch_oom = nbformat.v4.new_code_cell("torch.empty(10**12)")
-    torch_oom.outputs = [nbformat.v4.new_output(
-        "error", ename="RuntimeError", evalue="DefaultCPUAllocator: can't allocate memory", traceback=[])]
-    torch_oom.metadata["nbgrader"] = {"grade_id": "big_check"}
-    nb = nbformat.v4.new_notebook(cells=[timed_out, torch_oom])
+def _failed(source: str, ename: str, evalue: str = "", **metadata) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, metadata=metadata)
+    cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])]
+    return cell
+
+
+def test_timeouts_memory_errors_and_failing_lesson_cells_are_named_with_their_cell() -> None:
+    setup = "import utils\ndevice, profile = utils.setup(seed=0)"
+    demo = "plt.plot(losses)"
+    check = "with checks.exercise('big'):\n    big()"
+    nb = nbformat.v4.new_notebook(cells=[
+        _failed(setup, "ImportError", "libtorch_cuda.so: failed to map segment\nmore", tags=["setup"]),
+        _failed("while True: pass", "CellTimeoutError"),
+        _failed("torch.empty(10**12)", "RuntimeError", "DefaultCPUAllocator: can't allocate memory",
+                nbgrader={"grade_id": "big_check", "grade": True}),
+        _failed(check, "AssertionError", "wrong", nbgrader={"grade_id": "big_check", "grade": True}),
+        _failed(demo, "NameError", "name 'plt' is not defined"),
+        _failed("print(undefined)  # the student's own cell", "NameError", "name 'undefined' is not defined"),
+    ])
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(demo),
+        nbformat.v4.new_code_cell(check, metadata={"nbgrader": {"grade": True}})])
     task = Task("L01", "alice", "/w", "/s", cell_timeout=5, memory_bytes=3 * 2**30, sandbox="none")
     rest = "the rest of the notebook was graded"
-    assert notebook_problems(nb, task) == [
-        f"timed out: cell 1 ran over 5 s and was interrupted; {rest}",
-        f"memory limit: cell 2 (big_check) ran out of memory (limit 3 GiB); {rest}"]
+    why = "(not an exercise: check the grading environment, or the student's earlier cells)"
+    # a failing check is the student's score, and a failing cell of their own is their business
+    assert notebook_problems(nb, task, source) == [
+        f"a cell of the lesson failed: cell 1 (setup) raised ImportError: libtorch_cuda.so: failed to map "
+        f"segment {why}",
+        f"timed out: cell 2 ran over 5 s and was interrupted; {rest}",
+        f"memory limit: cell 3 (big_check) ran out of memory (limit 3 GiB); {rest}",
+        f"a cell of the lesson failed: cell 5 raised NameError: name 'plt' is not defined {why}"]
+
+
+def _holding(*mib: int) -> subprocess.Popen:
+    """A shell whose children each hold one of `mib` MiB of touched memory until killed."""
+    hold = " & ".join(f"{sys.executable} -c 'import time; held = b\"x\" * {m} * 2**20; time.sleep(60)'"
+                      for m in mib)
+    return subprocess.Popen(["sh", "-c", f"{hold} & wait"])
+
+
+def test_memory_guard_stops_the_processes_below_it_once_together_over_the_limit() -> None:
+    shell = _holding(200, 200)  # neither alone is over the limit
+    try:
+        with MemoryGuard(300 * 2**20, lambda: "cell 7 (big_check)", poll_s=0.02, root=shell.pid) as guard:
+            shell.wait(timeout=30)  # returns once the guard has killed both children
+        assert guard.tripped.startswith("memory limit: cell 7 (big_check) used 0.")
+        assert guard.tripped.endswith("over the limit of 0.292969 GiB, and the kernel was stopped there")
+    finally:
+        shell.kill()
+
+
+def test_memory_guard_leaves_processes_under_the_limit_alone() -> None:
+    shell = _holding(20)
+    try:
+        with MemoryGuard(300 * 2**20, lambda: "cell 1", poll_s=0.02, root=shell.pid) as guard:
+            time.sleep(1.5)
+        assert guard.tripped is None and shell.poll() is None and guard.peak_bytes > 20 * 2**20
+    finally:
+        shell.kill()
 
 
 def test_exit_codes_read_as_signals_where_they_are() -> None:

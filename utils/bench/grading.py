@@ -3,7 +3,7 @@
 Two measurements, with the command's defaults (sandbox where bubblewrap works, one
 submission per core): the throughput for a class of N copies of one lesson's solution, in
 submissions per minute, all included; and, for every lesson, the seconds to grade one
-submission: cold (the solution's warm-up run, which trains the lesson's demo models) and
+submission: cold (the solution's canary run, which trains the lesson's demo models) and
 warm (any submission after it, starting from those models), plus the whole run's time.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from utils.course.config import lessons, solution_path
-from utils.course.grade import DEFAULT_MEMORY_GIB, WARM_UP, Options, default_jobs, grade
+from utils.course.grade import CANARY, DEFAULT_MEMORY_GIB, Options, default_jobs, grade
 
 
 def make_class(folder: Path, lesson: str, copies: int) -> Path:
@@ -43,14 +43,13 @@ def _full_marks(book: pd.DataFrame) -> bool:
 
 
 def lesson_times(base: Path) -> tuple[pd.DataFrame, bool]:
-    """Per lesson: one submission graded after the warm-up, one worker; and whether all scored full."""
+    """Per lesson: one submission graded after the canary, one worker; and whether all scored full."""
     rows, full = [], True
     for lesson in lessons():
-        options = Options(lesson, make_class(base / lesson, lesson, 1), base / f"out-{lesson}", jobs=1,
-                          warm_up=True)
+        options = Options(lesson, make_class(base / lesson, lesson, 1), base / f"out-{lesson}", jobs=1)
         wall, book, seconds = time_grading(options)
         full &= _full_marks(book)
-        rows.append({"lesson": lesson, "cold s": seconds[WARM_UP], "warm s": seconds.drop(WARM_UP).iloc[0],
+        rows.append({"lesson": lesson, "cold s": seconds[CANARY], "warm s": seconds.drop(CANARY).iloc[0],
                      "run s": round(wall, 1), "status": book["status"].iloc[0]})
     return pd.DataFrame(rows), full
 
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         full = _full_marks(book)
         print(f"class of {args.copies} x {args.lesson}, {args.jobs} at a time: {wall:.0f} s in all, "
               f"{args.copies / wall * 60:.1f} submissions per minute; one submission's worker: "
-              f"median {seconds.drop(WARM_UP, errors='ignore').median():.1f} s")
+              f"median {seconds.drop(CANARY, errors='ignore').median():.1f} s")
         if not args.skip_lessons:
             table, lessons_full = lesson_times(base)
             full &= lessons_full

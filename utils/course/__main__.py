@@ -59,7 +59,8 @@ def _grade(args: argparse.Namespace) -> int:
     options = Options(lesson=args.lesson, submissions=args.submissions,
                       out=args.out or repo_root() / "grading" / args.lesson,
                       jobs=args.jobs or default_jobs(memory), cell_timeout=args.cell_timeout,
-                      memory_gib=memory, sandbox=args.sandbox, device=args.device, force=args.force)
+                      memory_gib=memory, sandbox=args.sandbox, device=args.device, force=args.force,
+                      canary=not args.no_canary)
     try:
         grade(options)
     except (GradingError, OutputError, IntakeError, SandboxError) as err:
@@ -88,6 +89,9 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                        help="where graded kernels compute (default: cpu, so that every grading machine "
                        "grades alike; the grading profile is small)")
+    grade.add_argument("--no-canary", action="store_true",
+                       help="do not grade the solution first (it checks the grading environment, and "
+                            "shares the models its demos train with every submission)")
     grade.add_argument("--force", action="store_true",
                        help="overwrite an output folder that holds grades entered in the formgrader")
     grade.set_defaults(run=_grade)

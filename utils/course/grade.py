@@ -1,8 +1,9 @@
 """`python -m utils.course grade LESSON --submissions DIR`: a class's notebooks into a gradebook.
 
 nbgrader does the grading (restoring check cells, hidden tests, scores, feedback); this adds
-what a class of a hundred needs: one process and one copy per submission, run in parallel,
-each kernel sandboxed (utils.course.sandbox) under a per-cell timeout and a memory limit;
+what a class of a hundred needs: the solution graded first as a canary of the grading
+environment; one process and one copy per submission, run in parallel, each kernel sandboxed
+(utils.course.sandbox) under a per-cell timeout and a memory limit (utils.course.grading_memory);
 a status that tells "graded" from "could not be graded" and why; the submissions hashed
 before and after; and gradebook.csv and summary.csv written with pandas. The output folder
 is an nbgrader course (utils.course.grading_course): the formgrader works there.
@@ -34,7 +35,7 @@ from utils.course.grading_worker import KERNEL_CACHE, Result, Task, run_child
 START_S = 120  # beyond the cells' own time: kernel start, nbgrader, feedback
 DEFAULT_CELL_TIMEOUT_S = 60
 DEFAULT_MEMORY_GIB = 4.0
-WARM_UP = ".warm-up"  # the solution's run; a hidden folder's name is never a student's (intake skips them)
+CANARY = ".canary"  # the solution's run; a hidden folder's name is never a student's (intake skips them)
 
 
 class GradingError(RuntimeError):
@@ -52,7 +53,7 @@ class Options:
     sandbox: str = "auto"
     device: str = "cpu"  # where graded kernels compute; "cuda" only when an instructor asks
     force: bool = False  # discard grades entered in the formgrader in an earlier run's output
-    warm_up: bool | None = None  # grade the solution first to share its trained models (None: if it pays)
+    canary: bool = True  # grade the solution first, and stop unless it scores full marks
 
 
 # One compute thread per kernel, whatever the number of jobs. The course's graded demos are
@@ -176,21 +177,35 @@ def make_tasks(options: Options, mode: str, found: list[grading_intake.Submissio
     return tasks
 
 
-def warm_cache(options: Options, mode: str, solution: nbformat.NotebookNode,
-               say: Callable[[str], None]) -> tuple[Path | None, Result]:
-    """Grade the solution once, and keep the models its demos trained for every submission to start from."""
-    # lessons train their demo models through a cache (utils.training.cached_run); each kernel
-    # has a cache of its own, so without this every submission would train them all again
-    say("warm-up: grading the solution once, to share the models its demos train")
+def canary_failures(result: Result, solution: nbformat.NotebookNode) -> list[str]:
+    """Why the solution's run is not a clean full score, if it is not."""
+    scores = result.scores
+    lost = [f"{grade_id} scored {scores.get(grade_id)} of {points:g}"
+            for grade_id, points in grading_report.exercises(solution) if scores.get(grade_id) != points]
+    return result.problems + lost
+
+
+def grade_canary(options: Options, mode: str, solution: nbformat.NotebookNode,
+                 say: Callable[[str], None]) -> tuple[Path | None, Result]:
+    """Grade the solution in the students' conditions; stop unless it scores full marks. Return the
+    models its demos trained, for every submission to start from, and its result."""
+    # A broken grading environment (a missing package, a memory limit too small for torch, a
+    # sandbox that hides the course) would otherwise give every student the same wrong grade.
+    # And lessons train their demo models through a cache (utils.training.cached_run); each
+    # kernel has a cache of its own, so without this every submission would train them all again.
+    say("canary: grading the solution first, in the same conditions as the submissions")
     content = nbformat.writes(solution).encode()
-    work = grading_course.make_workdir(options.out, options.lesson, WARM_UP, content)
-    task = _task(options, mode, WARM_UP, work)
-    result = run_worker(task, options.out / "logs" / f"{WARM_UP}.log", _cap(solution, options.cell_timeout))
+    work = grading_course.make_workdir(options.out, options.lesson, CANARY, content)
+    task = _task(options, mode, CANARY, work)
+    result = run_worker(task, options.out / "logs" / f"{CANARY}.log", _cap(solution, options.cell_timeout))
     shutil.rmtree(task.sockets, ignore_errors=True)
-    points = dict(grading_report.exercises(solution))
-    if result.problems or any(result.scores.get(g) != p for g, p in points.items()):
-        say(f"warning: the solution itself does not score full marks here ({'; '.join(result.problems)}); "
-            f"see logs/{WARM_UP}.log")
+    if failures := canary_failures(result, solution):
+        log = options.out / "logs" / f"{CANARY}.log"
+        raise GradingError(
+            f"the solution of {options.lesson} does not score full marks in this grading environment, so no "
+            f"submission was graded: {'; '.join(failures)}. Its run is in {log}; INSTRUCTORS.md "
+            "(Troubleshooting) lists the usual causes")
+    say(f"canary: full marks in {result.seconds:.1f} s")
     cache = task.scratch / KERNEL_CACHE
     return (cache if cache.is_dir() and any(cache.iterdir()) else None), result
 
@@ -276,7 +291,7 @@ class Run:
     course: tuple[nbformat.NotebookNode, nbformat.NotebookNode]  # released and solution notebooks
     tasks: dict[str, Task]
     watch: Watch
-    warm_up: Result | None  # the solution's run, when there was one
+    canary: Result | None  # the solution's run, when there was one
 
 
 def prepare(options: Options, say: Callable[[str], None]) -> Run:
@@ -292,11 +307,9 @@ def prepare(options: Options, say: Callable[[str], None]) -> Run:
     grading_course.clear_output(options.out, options.force)
     grading_course.make_course(options.out, options.lesson)
     (options.out / "logs").mkdir()
-    # a warm-up pays when the class fills more than one round of workers
-    warm = options.warm_up if options.warm_up is not None else sum(s.gradable for s in found) > options.jobs
-    cache, warm_up = warm_cache(options, mode, course[1], say) if warm else (None, None)
+    cache, canary = grade_canary(options, mode, course[1], say) if options.canary else (None, None)
     tasks = make_tasks(options, mode, found, course[0], cache)
-    return Run(options, mode, found, course, tasks, Watch(protected(mode, options, tasks)), warm_up)
+    return Run(options, mode, found, course, tasks, Watch(protected(mode, options, tasks)), canary)
 
 
 def finish(run: Run, results: dict[str, Result], say: Callable[[str], None]) -> pd.DataFrame:
@@ -309,7 +322,7 @@ def finish(run: Run, results: dict[str, Result], say: Callable[[str], None]) -> 
                          {s.student: s.content for s in run.found if s.student in run.tasks})
     book = write_reports(out, [outcome(s, results.get(s.student), run.course) for s in run.found],
                          run.course[1])
-    seconds = {**({WARM_UP: run.warm_up.seconds} if run.warm_up else {}),
+    seconds = {**({CANARY: run.canary.seconds} if run.canary else {}),
                **{student: results[student].seconds for student in sorted(results)}}
     # kept apart from the gradebook, which must not change from one run to the next
     pd.Series(seconds, name="seconds").rename_axis("student_id").to_csv(out / "logs" / "seconds.csv")

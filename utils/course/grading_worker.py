@@ -3,10 +3,10 @@
 `utils.course.grade` forks one process per submission (`run_child`; by hand: `python -m
 utils.course.grading_worker WORK/task.json`). It runs nbgrader as a library inside
 WORK/course (its own gradebook, its own copy of the notebook); nbgrader starts the student's
-kernel through a kernelspec that puts it in the sandbox (`utils.course.sandbox`) under the
-worker's memory limit, which the kernel inherits. What nbgrader alone would record as a plain
-zero (a dead kernel, a cell stopped by the timeout or the memory limit) becomes a named
-problem in result.json.
+kernel through a kernelspec that puts it in the sandbox (`utils.course.sandbox`), under the
+memory limit of `utils.course.grading_memory`. What nbgrader alone would record as a plain
+zero (a dead kernel, a cell stopped by the timeout or the memory limit, an error in a cell of
+the lesson itself) becomes a named problem in result.json.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import signal
 import sys
 import time
@@ -35,6 +34,8 @@ from traitlets import Unicode
 from traitlets.config import Config
 
 from utils.course import sandbox
+from utils.course.grading_memory import MemoryGuard, limit_process_memory
+from utils.course.stamp import SETUP_TAG
 
 COURSE_ID = "attention-from-scratch"
 KERNEL_NAME = "graded-python"
@@ -101,8 +102,15 @@ class Result:
 
 
 def cell_label(index: int, cell: nbformat.NotebookNode) -> str:
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
+    metadata = cell.get("metadata", {})
+    setup = SETUP_TAG if SETUP_TAG in metadata.get("tags", []) else ""
+    name = metadata.get("nbgrader", {}).get("grade_id") or setup
+    return f"cell {index + 1}" + (f" ({name})" if name else "")
+
+
+def _is_exercise_or_check(cell: nbformat.NotebookNode) -> bool:
+    flags = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(flags.get("solution") or flags.get("grade"))
 
 
 def _errors(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -138,6 +146,8 @@ class GuardedExecute(Execute):
 
     scratch = Unicode("", help="the kernel's working folder").tag(config=True)
     failures: ClassVar[list[str]] = []  # read by the worker once autograde returns
+    running: ClassVar[str] = "the kernel's start"  # the cell executing now, for the memory guard
+    guard: ClassVar[MemoryGuard | None] = None  # set by the worker while it grades
 
     def preprocess(self, nb, resources=None, km=None):
         resources = resources or {}
@@ -158,11 +168,15 @@ class GuardedExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         self._started = True
+        GuardedExecute.running = cell_label(index, cell)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            note = _exit_note(self._exit_code())
-            self.failures.append(f"the kernel died in {cell_label(index, cell)}{note}")
+            if self.guard is not None and self.guard.tripped:
+                self.failures.append(self.guard.tripped)
+            else:
+                note = _exit_note(self._exit_code())
+                self.failures.append(f"the kernel died in {cell_label(index, cell)}{note}")
             raise
         except CellTimeoutError:  # nbclient's verdict when the interrupt did not stop the cell
             self.failures.append(f"timed out: {cell_label(index, cell)} ran over {self.timeout} s and "
@@ -206,7 +220,7 @@ def write_kernelspec(task: Task) -> Path:
         "XDG_CACHE_HOME": f"{scratch}/.cache", "TMPDIR": f"{scratch}/tmp", "PYTHONDONTWRITEBYTECODE": "1",
         "COURSE_CACHE": str(task.scratch / KERNEL_CACHE),  # models the demos train (utils.training)
         # the kernel's compute threads (grade.KERNEL_THREADS says why one); few malloc arenas,
-        # as each reserves address space that counts against the memory limit
+        # as each keeps freed memory of its own, which counts against the memory limit
         "OMP_NUM_THREADS": str(task.threads), "MKL_NUM_THREADS": str(task.threads), "MALLOC_ARENA_MAX": "2",
         "COURSE_DEVICE": task.device,
     }
@@ -221,30 +235,25 @@ def write_kernelspec(task: Task) -> Path:
     return folder.parent.parent
 
 
-def _lower_limit(kind: int, value: int) -> None:
-    _, hard = resource.getrlimit(kind)
-    value = value if hard == resource.RLIM_INFINITY else min(value, hard)  # only root may raise it
-    resource.setrlimit(kind, (value, value))
-
-
-def limit_resources(memory_bytes: int) -> None:
-    """Cap this process's address space, file size and core dumps; the kernel inherits them."""
-    _lower_limit(resource.RLIMIT_AS, memory_bytes)
-    _lower_limit(resource.RLIMIT_FSIZE, FILE_BYTES)
-    _lower_limit(resource.RLIMIT_CORE, 0)
-
-
-def notebook_problems(nb: nbformat.NotebookNode, task: Task) -> list[str]:
-    """Cells stopped by the timeout or the memory limit: nbgrader scores them zero silently."""
+def notebook_problems(nb: nbformat.NotebookNode, task: Task, source: nbformat.NotebookNode) -> list[str]:
+    """What nbgrader scores as a silent zero: cells stopped by the timeout or the memory limit,
+    and errors in the lesson's own cells (the setup cell, imports, demos) as the source has them,
+    which no exercise should be able to cause: the grading environment is the usual suspect."""
     found = []
     rest = "the rest of the notebook was graded"
+    lesson_cells = {c.source for c in source.cells if c.cell_type == "code" and not _is_exercise_or_check(c)}
     for index, cell in enumerate(nb.cells):
         label = cell_label(index, cell)
         if _timed_out(cell):
             found.append(f"timed out: {label} ran over {task.cell_timeout} s and was interrupted; {rest}")
-        if any(_out_of_memory(o) for o in _errors(cell)):
+        elif any(_out_of_memory(o) for o in _errors(cell)):
             limit = f"{task.memory_bytes / 2**30:g} GiB"
             found.append(f"memory limit: {label} ran out of memory (limit {limit}); {rest}")
+        elif _errors(cell) and cell.source in lesson_cells:
+            error = _errors(cell)[0]
+            message = (error.get("evalue", "").strip().splitlines() or [""])[0][:200]
+            found.append(f"a cell of the lesson failed: {label} raised {error.get('ename')}: {message} "
+                         "(not an exercise: check the grading environment, or the student's earlier cells)")
     return found
 
 
@@ -277,7 +286,9 @@ def grade(task: Task) -> Result:
         scores = dict.fromkeys(read_scores(task)[0])
         return Result(scores, problems)
     graded = task.course / "autograded" / task.student / task.lesson / f"{task.lesson}.ipynb"
-    problems = notebook_problems(nbformat.read(graded, as_version=4), task)
+    source = task.course / "source" / task.lesson / f"{task.lesson}.ipynb"
+    executed, source = nbformat.read(graded, as_version=4), nbformat.read(source, as_version=4)
+    problems = notebook_problems(executed, task, source)
     scores, manual = read_scores(task)
     feedback = api.generate_feedback(task.lesson, task.student, force=True)
     print(feedback.get("log", ""), flush=True)
@@ -298,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     """Grade the submission described by the task file argv[0]; write its result.json."""
     start = time.perf_counter()
     task = Task.load(Path((sys.argv[1:] if argv is None else argv)[0]))
-    limit_resources(task.memory_bytes)
+    limit_process_memory(task.memory_bytes, FILE_BYTES, task.device)
     warnings.filterwarnings("ignore", module="sqlalchemy")  # nbgrader's harmless SAWarnings
     warnings.filterwarnings("ignore", message=".*not in session.*")
     os.environ["JUPYTER_PATH"] = str(write_kernelspec(task))
     os.environ["JUPYTER_RUNTIME_DIR"] = task.sockets
-    result = grade(task)
+    GuardedExecute.guard = MemoryGuard(task.memory_bytes, lambda: GuardedExecute.running)
+    with GuardedExecute.guard:
+        result = grade(task)
     result.seconds = round(time.perf_counter() - start, 2)
     result.save(task.result)
     return 0

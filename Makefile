@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: lab test release check lint gpu-check clean
+.PHONY: lab test test-newest release check lint gpu-check claims clean
 
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -24,8 +24,16 @@ lab: $(READY)
 ## Two workers, one notebook per worker; one thread each, so timings stay comparable.
 ## Files run in collection order (lessons 00 -> 12), not largest first: a lesson then finds
 ## the earlier lessons' models in the cache instead of training them inside its own budget.
+## TESTS= runs only those paths.
 test: $(READY)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(TESTS)
+
+## the other end of the supported range, which CI runs too: every notebook and the grading tests
+## again, in .venv-newest with the newest torch that pip resolves from requirements.txt (on Linux
+## a CUDA build, 6 GB: what a newcomer, a Colab user or a GPU grading machine has)
+NEWEST_TESTS := solutions notebooks tests/test_grading.py tests/test_grading_units.py tests/test_grading_lessons.py
+test-newest:
+	$(MAKE) VENV=.venv-newest TESTS="$(NEWEST_TESTS)" test
 
 ## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
 release: $(READY)
@@ -35,6 +43,11 @@ release: $(READY)
 ## writes docs/gpu_check.md (needs a CUDA GPU; `python -m utils.course gpu-check --dry-run` lists the runs)
 gpu-check: $(READY)
 	$(BIN)/python -m utils.course gpu-check
+
+## every asserted claim rerun over 5 seeds x 1-2 threads, each with a fresh cache (under an hour;
+## not in CI): writes docs/claims.md and docs/claims.json (`python -m utils.course.claims --help`)
+claims: $(READY)
+	$(BIN)/python -m utils.course.claims
 
 check: $(READY)
 	$(BIN)/python -m utils.course check

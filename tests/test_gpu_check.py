@@ -139,3 +139,20 @@ def test_timing_needs_no_lock_outside_gpu_check(monkeypatch) -> None:
     monkeypatch.delenv(bench.TIMING_LOCK_ENV, raising=False)
     timings = bench.compare({"a": lambda: None, "b": lambda: None}, repeat=2)
     assert set(timings) == {"a", "b"} and os.environ.get(bench.TIMING_LOCK_ENV) is None
+
+
+def test_timing_on_one_thread_restores_the_pool_even_after_an_error() -> None:
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)  # as under `make lab` on 2 cores (make test runs one thread)
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    bench.compare({"a": lambda: seen.append(torch.get_num_threads())}, repeat=1, threads=1)
+    assert seen and set(seen) == {1} and torch.get_num_threads() == before
+    try:
+        bench.time_it(lambda: 1 / 0, repeat=1, warmup=0, threads=1)
+    except ZeroDivisionError:
+        pass
+    assert torch.get_num_threads() == before
+    with bench.cpu_threads(1, device="cuda"):  # a GPU's timings leave the CPU pool alone
+        assert torch.get_num_threads() == before
+    torch.set_num_threads(original)

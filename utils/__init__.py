@@ -14,3 +14,10 @@ def setup(seed: int = 0, verbose: bool = True):
     from utils.runtime import setup as _setup
 
     return _setup(seed=seed, verbose=verbose)
+
+
+def run_seed(seed: int = 0) -> int:
+    """`seed` shifted by `COURSE_SEED` (unset: `seed` itself); see `utils.runtime.run_seed`."""
+    from utils.runtime import run_seed as _run_seed
+
+    return _run_seed(seed)

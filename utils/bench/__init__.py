@@ -53,6 +53,27 @@ def exclusive_timing() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def cpu_threads(count: int | None, device: torch.device | str | None = None) -> Iterator[None]:
+    """Run the block with torch's CPU thread pool at `count` threads, then restore it.
+
+    A timing claim on the CPU compares algorithms, not cores: at one thread it reads the same
+    on a 2-core laptop and a 16-core server, alone or beside other work. A no-op for
+    `count=None` and for a GPU `device` (there the kernels, not the CPU threads, do the work).
+    """
+    if count is None or (device is not None and torch.device(device).type != "cpu"):
+        yield
+        return
+    if count < 1:
+        raise ValueError(f"cpu_threads needs count >= 1 (or None to leave it), got {count}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class Timing:
     """Wall-clock seconds of `repeat` calls after warm-up."""
@@ -71,11 +92,13 @@ def time_it(
     repeat: int = 5,
     warmup: int = 1,
     device: torch.device | str | None = None,
+    threads: int | None = None,
 ) -> Timing:
-    """Time `fn()`: `warmup` untimed calls, then the median and best of `repeat` timed ones."""
+    """Time `fn()`: `warmup` untimed calls, then the median and best of `repeat` timed ones
+    (on the CPU with `threads` threads if given, see `cpu_threads`)."""
     if repeat < 1 or warmup < 0:
         raise ValueError(f"time_it needs repeat >= 1 and warmup >= 0, got {repeat=} {warmup=}")
-    with exclusive_timing():
+    with exclusive_timing(), cpu_threads(threads, device):
         for _ in range(warmup):
             fn()
         synchronize(device)
@@ -94,13 +117,15 @@ def compare(
     repeat: int = 5,
     warmup: int = 1,
     device: torch.device | str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Timing]:
     """Time several functions side by side, interleaved round by round, so that a burst of
-    load on a shared machine hits them all alike; use `.best` for ratios."""
+    load on a shared machine hits them all alike; use `.best` for ratios. `threads=1` times
+    them on one CPU thread (see `cpu_threads`), for claims that must not depend on the cores."""
     if not fns:
         raise ValueError("compare needs at least one function to time")
     runs: dict[str, list[float]] = {name: [] for name in fns}
-    with exclusive_timing():
+    with exclusive_timing(), cpu_threads(threads, device):
         for fn in fns.values():
             for _ in range(warmup):
                 fn()

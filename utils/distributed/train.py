@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class TrainConfig:
     lr: float = 3e-3
     warmup_steps: int = 5
     clip_norm: float = 1.0  # 0 = no clipping
-    seed: int = 0
+    seed: int = field(default_factory=runtime.run_seed)  # 0, shifted by COURSE_SEED
     # parallelism and precision
     strategy: str = "ddp"
     amp: str = "auto"  # "auto": bf16 (or fp16) on GPUs that support it, off on the CPU; "off", "bf16", "fp16"

@@ -125,6 +125,20 @@ def test_throughput_measure_keeps_the_tokens_per_batch_fixed() -> None:
     assert list(bench_throughput.speedups(frame).index) == [4, 16]
 
 
+def test_throughput_measure_times_on_the_threads_asked_for(monkeypatch) -> None:
+    asked = []
+    real_compare = bench_throughput.compare
+
+    def spy(fns, **options):
+        asked.append(options.get("threads"))
+        return real_compare(fns, **options)
+
+    monkeypatch.setattr(bench_throughput, "compare", spy)
+    sizes = bench_throughput.Sizes(d_model=16, num_heads=2, num_layers=1, vocab_size=20, tokens_per_batch=16)
+    bench_throughput.measure([4, 8], sizes, repeat=1, warmup=0, threads=1)
+    assert asked == [1, 1]
+
+
 def test_kv_cache_benchmark_reports_identical_tokens(capsys) -> None:
     from utils.bench import kv_cache as bench_kv_cache
 

@@ -80,29 +80,39 @@ def training_step(model: nn.Module, src: Tensor, tgt: Tensor,
 
 def measure(lengths: Sequence[int], sizes: Sizes = CPU_SIZES, *, device: torch.device | str = "cpu",
             autocast: torch.dtype | None = None, repeat: int = 3, warmup: int = 1,
-            progress: bool = False) -> pd.DataFrame:
+            threads: int | None = None, rounds: int = 1, progress: bool = False) -> pd.DataFrame:
     """Training throughput of both models at each length: one row per (length, model), with
     columns seq_len, batch, model, parameters, ms (best step time), tokens_per_s (source +
-    target tokens per second)."""
+    target tokens per second). `threads=1` times on one CPU thread (`utils.bench.compare`),
+    so that the ratios do not depend on the machine's cores. `rounds > 1` sweeps the lengths
+    that many times (`repeat` steps each) and keeps each point's best time, so that a burst of
+    load on a shared machine cannot decide a whole length."""
     device = torch.device(device)
     torch.manual_seed(0)
     models = {name: m.to(device).train() for name, m in build_models(sizes, max(lengths) + 1).items()}
     precision = {name: _working_precision(m, sizes, device, autocast) for name, m in models.items()}
-    rows = []
+    batches = {}
     for L in lengths:
         B = max(1, sizes.tokens_per_batch // L)
         src = torch.randint(3, sizes.vocab_size, (B, L), device=device)  # (B, L)
         tgt = torch.randint(3, sizes.vocab_size, (B, L + 1), device=device)  # (B, L+1): <bos> y
-        steps = {name: training_step(m, src, tgt, precision[name]) for name, m in models.items()}
-        timings = compare(steps, repeat=repeat, warmup=warmup, device=device)
-        for name, timing in timings.items():
-            rows.append({"seq_len": L, "batch": B, "model": name,
-                         "parameters": count_parameters(models[name]), "ms": timing.best * 1e3,
-                         "tokens_per_s": 2 * B * L / timing.best,
-                         "precision": str(precision[name] or torch.float32).replace("torch.", "")})
-        if progress:
-            print(f"  L={L}: " + ", ".join(f"{n} {t.best * 1e3:.1f} ms" for n, t in timings.items()),
-                  flush=True)
+        batches[L] = (B, {name: training_step(m, src, tgt, precision[name]) for name, m in models.items()})
+    best: dict[tuple[int, str], float] = {}
+    for round_ in range(max(rounds, 1)):
+        for L, (B, steps) in batches.items():
+            timings = compare(steps, repeat=repeat, warmup=warmup if round_ == 0 else 0, device=device,
+                              threads=threads)
+            for name, timing in timings.items():
+                best[L, name] = min(best.get((L, name), float("inf")), timing.best)
+            if progress:
+                print(f"  L={L}: " + ", ".join(f"{n} {t.best * 1e3:.1f} ms" for n, t in timings.items()),
+                      flush=True)
+    rows = []
+    for (L, name), seconds in best.items():
+        B = batches[L][0]
+        rows.append({"seq_len": L, "batch": B, "model": name, "parameters": count_parameters(models[name]),
+                     "ms": seconds * 1e3, "tokens_per_s": 2 * B * L / seconds,
+                     "precision": str(precision[name] or torch.float32).replace("torch.", "")})
     return pd.DataFrame(rows)
 
 

@@ -246,9 +246,14 @@ def wrap(model: nn.Module, cfg: TrainConfig, env: DistEnv) -> nn.Module:
         # The mesh names the device: left out, FSDP picks CUDA whenever a GPU exists, even for
         # a run on the CPU.
         mesh = init_device_mesh(env.device.type, (env.world_size,))
-        for block in model.blocks:  # each block gathers its weights just before it runs
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)  # the rest (embeddings, final norm, tied output layer)
+        sharded = [*model.blocks, model]  # each block gathers its weights just before it runs;
+        for module in sharded:            # the model last: the rest (embeddings, norm, output)
+            fully_shard(module, mesh=mesh)
+            if env.device.type == "cpu":
+                # Up to torch 2.8 at least, gloo's reduce-scatter took AVG for SUM: on 2 ranks
+                # every gradient came out doubled (measured with 2.8.0; invisible to Adam, but
+                # not to clipping). A SUM, then FSDP's own division, is right on every version.
+                module.set_force_sum_reduction_for_comms(True)
     return model
 
 

@@ -1,4 +1,4 @@
-"""Every notebook follows the conventions of COURSE_DESIGN.md."""
+"""Every notebook follows the conventions of CONTRIBUTING.md ("The notebook")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The notebook conventions of COURSE_DESIGN.md, as checks that name what is wrong.
+"""The notebook conventions of CONTRIBUTING.md ("The notebook"), as checks that name what is wrong.
 
 `problems()` returns an empty list for a conforming notebook; tests/test_conformance.py
 runs it on every lesson in solutions/ and notebooks/, and `python -m utils.course check`

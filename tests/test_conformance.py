@@ -34,7 +34,8 @@ def _exercise(name: str, inside_function: bool = True):
     body = "    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
     source = f"def {name}():\n{body}" if inside_function else body.replace("    ", "")
     return [authoring.solution(source, name),
-            authoring.tests(f"with checks.exercise({name!r}):\n    assert {name}() == 1", f"{name}_check", 1)]
+            authoring.tests(f"with checks.exercise({name!r}, forbid=[len]):\n    assert {name}() == 1",
+                            f"{name}_check", 1)]
 
 
 def test_conforming_example_has_no_problems() -> None:

@@ -2,7 +2,7 @@
 
 A check cell looks like this::
 
-    with checks.exercise("stable_softmax"):
+    with checks.exercise("stable_softmax", forbid=[torch.softmax, F.softmax, torch.Tensor.softmax]):
         out = stable_softmax(x)
         checks.check_shape(out, x.shape, name="stable_softmax(x)")
         checks.check_close(out, torch.softmax(x, -1), name="stable_softmax(x)",
@@ -14,20 +14,26 @@ A check cell looks like this::
 - A wrong answer raises `CheckFailed` (an `AssertionError`, so nbgrader counts it) with
   the expected and the actual value and, where one is known, the likely mistake.
 - A right answer prints a one-line pass.
+- An exercise whose code calls what it `forbid`s (its reference, or the PyTorch function that
+  does the whole job) fails with a kind message that names the call (`utils.delegation`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
+from utils import delegation
+from utils.delegation import forbidden  # noqa: F401 - for check cells: checks.forbidden(fn, when=...)
+
 PASS = "\N{WHITE HEAVY CHECK MARK}"
 TODO = "\N{WHITE HOURGLASS}"
+FLAG = "\N{WARNING SIGN}"
 
 
 class CheckFailed(AssertionError):
@@ -38,32 +44,79 @@ class NotAttempted(AssertionError):
     """Raised under nbgrader for an exercise whose stub was never replaced."""
 
 
+class Delegated(CheckFailed):
+    """The student's code called what the exercise asks them to write (see `exercise(forbid=...)`)."""
+
+
 def _grading() -> bool:
     return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
-@contextmanager
-def exercise(name: str) -> Iterator[None]:
-    """Run one exercise's checks: pass, "not attempted yet", or a failure with a hint."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"exercise() takes the exercise's name as a non-empty str, got {name!r}")
-    try:
-        yield
-    except NotImplementedError as err:
-        if err.args:  # a library's own NotImplementedError carries a message; the stub's doesn't
-            raise
-        if _grading():
-            raise NotAttempted(
-                f"{name}: not attempted (its body still raises NotImplementedError)"
-            ) from None
-        print(
-            f"{TODO} {name}: not attempted yet. Replace `raise NotImplementedError()` "
-            "with your code, then run this cell again."
-        )
-    except CheckFailed as err:
-        raise CheckFailed(f"{name}: {err}") from None
-    else:
-        print(f"{PASS} {name}: all checks passed.")
+class Exercise:
+    """The context manager `exercise()` returns (see its docstring)."""
+
+    def __init__(self, name: str, forbid: Iterable[Any] = ()):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"exercise() takes the exercise's name as a non-empty str, got {name!r}")
+        self.name = name
+        self._watch = delegation.Watch(forbid) if forbid else None
+
+    def __enter__(self) -> None:
+        if self._watch is not None:  # the student's object lives where the check cell runs
+            self._watch.start(sys._getframe(1).f_globals, self.name)
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:
+        called = self._watch.stop() if self._watch is not None else []
+        name = self.name
+        if err is not None and not isinstance(err, Exception):  # KeyboardInterrupt and the like
+            return False
+        if isinstance(err, NotImplementedError) and not err.args:
+            # the stub's bare NotImplementedError; a library's own carries a message
+            if _grading():
+                raise NotAttempted(
+                    f"{name}: not attempted (its body still raises NotImplementedError)") from None
+            print(f"{TODO} {name}: not attempted yet. Replace `raise NotImplementedError()` "
+                  "with your code, then run this cell again.")
+            return True
+        if called:
+            message = delegation_message(name, called)
+            if not _grading() or delegation_mode() == "zero":
+                raise Delegated(message) from None
+            print(f"{FLAG} {message} Flagged for your instructor.")
+        if isinstance(err, CheckFailed):
+            raise CheckFailed(f"{name}: {err}") from None
+        if err is None:
+            print(f"{PASS} {name}: all checks passed.")
+        return False
+
+
+def exercise(name: str, forbid: Iterable[Any] = ()) -> Exercise:
+    """Run one exercise's checks: pass, "not attempted yet", or a failure with a hint.
+
+    `forbid` lists what the exercise must not call: its reference in `utils`, and the PyTorch
+    functions that do its whole job (functions, methods, classes, or `delegation.forbidden(fn,
+    when=...)` for a call with certain arguments). A call of one of them *from the student's
+    code* (the function or class named `name` in the check cell's namespace, and whatever it
+    calls) fails the check with a kind message; under grading, `COURSE_DELEGATION=flag` lets it
+    pass with a note that the grader turns into a flag. The check cell's own calls of the
+    reference, for its expected values, do not count.
+    """
+    return Exercise(name, forbid)
+
+
+def delegation_mode() -> str:
+    """Under grading, what a forbidden call costs: "zero" (the check fails; the default) or "flag"."""
+    mode = os.environ.get("COURSE_DELEGATION", "zero")
+    return mode if mode in ("zero", "flag") else "zero"
+
+
+def delegation_message(name: str, called: Sequence[str]) -> str:
+    """What a student reads when `name` calls the references `called` (the grader parses its start)."""
+    names = ", ".join(f"`{c}`" for c in called)
+    one = len(called) == 1
+    return (f"{name}: delegated to {names}: this exercise asks you to write it yourself; "
+            f"{names} {'is' if one else 'are'} what your work gets compared against, so your code "
+            f"may not call {'it' if one else 'them'}.")
 
 
 # ---------------------------------------------------------------- argument checking

@@ -76,6 +76,11 @@ class AttentionCall:
         return 3 * self.batch * self.heads * self.length * self.head_dim * element
 
 
+def score_matrix_bytes(batch: int, heads: int, length: int, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of one (batch, heads, length, length) score tensor of `dtype`: grows like length²."""
+    return batch * heads * length * length * torch.empty((), dtype=dtype).element_size()
+
+
 def attention_step(call: AttentionCall, device: torch.device | str) -> Callable[[], None]:
     """Build the inputs of `call` on `device`; return a zero-argument function that runs it."""
     dtype = getattr(torch, call.dtype)

@@ -156,6 +156,8 @@ def code_fingerprint() -> str:
     for path in sorted(root.rglob("*.py")):
         if "course" in path.relative_to(root).parts:  # authoring tools do not change results
             continue
+        if path.name in ("checks.py", "delegation.py"):  # nor does the feedback on exercises
+            continue
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -60,7 +60,7 @@ def _grade(args: argparse.Namespace) -> int:
                       out=args.out or repo_root() / "grading" / args.lesson,
                       jobs=args.jobs or default_jobs(memory), cell_timeout=args.cell_timeout,
                       memory_gib=memory, sandbox=args.sandbox, device=args.device, force=args.force,
-                      canary=not args.no_canary)
+                      canary=not args.no_canary, delegation=args.delegation)
     try:
         grade(options)
     except (GradingError, OutputError, IntakeError, SandboxError) as err:
@@ -89,6 +89,10 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                        help="where graded kernels compute (default: cpu, so that every grading machine "
                        "grades alike; the grading profile is small)")
+    grade.add_argument("--delegation", choices=("zero", "flag"), default="zero",
+                       help="an exercise whose code calls what it must write itself (its reference in utils, "
+                       "or the PyTorch function that does the whole job): zero scores it 0, flag keeps its "
+                       "score; both list it in the flags column (default: zero)")
     grade.add_argument("--no-canary", action="store_true",
                        help="do not grade the solution first (it checks the grading environment, and "
                             "shares the models its demos train with every submission)")

@@ -90,6 +90,10 @@ def _exercise_problems(nb, student: bool) -> list[str]:
                 found.append(f"check cell {meta.get('grade_id')!r} carries no points")
             if "checks.exercise(" not in cell.source:
                 found.append(f"check cell {meta.get('grade_id')!r} does not use `with checks.exercise(...)`")
+            elif "forbid=" not in cell.source:
+                found.append(f"check cell {meta.get('grade_id')!r} does not say what its exercise must not "
+                             "call: `checks.exercise(name, forbid=[...])` (its reference in utils, and the "
+                             "PyTorch functions that do the whole job)")
             pending = None
     if pending:
         found.append(f"exercise {pending!r} has no check cell after it")

@@ -54,6 +54,8 @@ class Options:
     device: str = "cpu"  # where graded kernels compute; "cuda" only when an instructor asks
     force: bool = False  # discard grades entered in the formgrader in an earlier run's output
     canary: bool = True  # grade the solution first, and stop unless it scores full marks
+    delegation: str = "zero"  # an exercise whose code calls its reference: "zero" scores it 0, "flag" keeps
+    # its score; both flag it (utils.checks, `forbid=`). Zero by default: the visible check told the student.
 
 
 # One compute thread per kernel, whatever the number of jobs. The course's graded demos are
@@ -162,7 +164,7 @@ def _task(options: Options, mode: str, student: str, work: Path) -> Task:
                 cell_timeout=options.cell_timeout, memory_bytes=int(options.memory_gib * 2**30),
                 sandbox=mode, hidden=[str(p) for p in hidden],
                 visible=[str(p) for p in sandbox.default_visible(root)], threads=KERNEL_THREADS,
-                device=options.device)
+                device=options.device, delegation=options.delegation)
 
 
 def make_tasks(options: Options, mode: str, found: list[grading_intake.Submission],
@@ -182,7 +184,8 @@ def canary_failures(result: Result, solution: nbformat.NotebookNode) -> list[str
     scores = result.scores
     lost = [f"{grade_id} scored {scores.get(grade_id)} of {points:g}"
             for grade_id, points in grading_report.exercises(solution) if scores.get(grade_id) != points]
-    return result.problems + lost
+    # a solution that calls what its exercise forbids: the lesson's `forbid=` lists are wrong
+    return result.problems + lost + [f"the solution {d}" for d in result.delegated]
 
 
 def grade_canary(options: Options, mode: str, solution: nbformat.NotebookNode,
@@ -246,7 +249,7 @@ def outcome(submission: grading_intake.Submission, result: Result | None,
     notes = [f"awaits manual grading in the formgrader: {', '.join(result.manual)}"] if result.manual else []
     if not result.feedback and not result.problems:
         notes.append(f"no feedback was generated; see logs/{submission.student}.log")
-    flags = grading_flags.flags(submission.read(), *course)
+    flags = result.delegated + grading_flags.flags(submission.read(), *course)
     return Outcome(submission.student, result.scores, result.problems, notes, flags)
 
 

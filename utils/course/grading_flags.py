@@ -5,6 +5,11 @@ student can make tests pass without solving them (patch torch, the checks, IPyth
 display). Nothing here changes a score: the gradebook's `flags` column lists what a static
 reading of the student's own cells found, and which check cells came back restored, so that
 an instructor knows which autograded notebooks to read in the formgrader.
+
+It also lists the exercises whose code called what they forbid (`utils.checks.exercise(...,
+forbid=...)`: the course's reference, or the PyTorch function that does the whole job), as
+their check cells reported it while the notebook ran (`delegations`); whether that scores
+zero is decided in the kernel (`COURSE_DELEGATION`), not here.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ SUSPICIOUS_IMPORTS = {"ctypes", "subprocess", "signal", "builtins", "gc", "IPyth
                       "nbgrader", "importlib", "socket"}
 SUSPICIOUS_ATTRIBUTES = {"os._exit", "os.kill", "os.system", "os.fork", "os.execv", "sys.modules",
                          "sys.settrace", "sys.setprofile", "sys.excepthook"}
+# the start of utils.checks.delegation_message (tests/test_delegation.py keeps the two in step)
+DELEGATED = re.compile(r"(?P<exercise>[A-Za-z_]\w*): delegated to (?P<names>`[^`\n]+`(?:, `[^`\n]+`)*)")
 SHELL = re.compile(r"^\s*!|^%%(bash|sh|script|system)\b|^\s*%(system|sx)\b", re.M)
 
 
@@ -128,3 +135,25 @@ def _imported_safely(source: str) -> set[str]:
         return _imported(ast.parse(source))
     except SyntaxError:
         return set()
+
+
+def _output_text(output: nbformat.NotebookNode) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    if output.get("output_type") == "error":
+        return output.get("evalue", "")
+    return ""
+
+
+def delegations(executed: nbformat.NotebookNode) -> list[str]:
+    """`delegated: EXERCISE -> NAME, ...` for every check cell of the executed notebook that
+    reported a forbidden call (utils.checks), in notebook order."""
+    found: dict[str, None] = {}
+    for cell in executed.cells:
+        if cell.cell_type != "code" or not _grader(cell).get("grade"):
+            continue
+        for output in cell.get("outputs", []):
+            for match in DELEGATED.finditer(_output_text(output)):
+                names = re.findall(r"`([^`]+)`", match["names"])
+                found.setdefault(f"delegated: {match['exercise']} -> {', '.join(names)}")
+    return list(found)

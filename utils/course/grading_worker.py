@@ -33,7 +33,7 @@ from nbgrader.preprocessors.execute import UnresponsiveKernelError
 from traitlets import Unicode
 from traitlets.config import Config
 
-from utils.course import sandbox
+from utils.course import grading_flags, sandbox
 from utils.course.grading_memory import MemoryGuard, limit_process_memory
 from utils.course.stamp import SETUP_TAG
 
@@ -60,6 +60,7 @@ class Task:
     visible: list[str] = field(default_factory=list)
     threads: int = 1
     device: str = "cpu"  # where the kernel computes: "cpu" hides any GPU from it; "cuda" does not
+    delegation: str = "zero"  # an exercise that calls its reference: "zero" scores it 0, "flag" only flags it
 
     @property
     def course(self) -> Path:
@@ -90,6 +91,7 @@ class Result:
     manual: list[str] = field(default_factory=list)  # grade_ids awaiting the formgrader
     feedback: bool = False
     seconds: float = 0.0
+    delegated: list[str] = field(default_factory=list)  # "delegated: EXERCISE -> NAME" (grading_flags)
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -223,6 +225,7 @@ def write_kernelspec(task: Task) -> Path:
         # as each keeps freed memory of its own, which counts against the memory limit
         "OMP_NUM_THREADS": str(task.threads), "MKL_NUM_THREADS": str(task.threads), "MALLOC_ARENA_MAX": "2",
         "COURSE_DEVICE": task.device,
+        "COURSE_DELEGATION": task.delegation,  # what utils.checks does when an exercise calls its reference
     }
     if task.device == "cpu":  # a GPU grading machine grades like any other, and CUDA never starts
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -292,7 +295,8 @@ def grade(task: Task) -> Result:
     scores, manual = read_scores(task)
     feedback = api.generate_feedback(task.lesson, task.student, force=True)
     print(feedback.get("log", ""), flush=True)
-    return Result(scores, problems, manual, feedback=bool(feedback["success"]))
+    return Result(scores, problems, manual, feedback=bool(feedback["success"]),
+                  delegated=grading_flags.delegations(executed))
 
 
 def run_child(task_file: str, log: str) -> None:

@@ -82,6 +82,14 @@ def pad(sequences: Sequence[Sequence[int]],
     return ids, lengths_to_mask(lengths, width)
 
 
+def shift_right(tgt_out: torch.Tensor, bos_id: int = BOS_ID, eos_id: int = EOS_ID,
+                pad_id: int = PAD_ID) -> torch.Tensor:
+    """Teacher forcing's decoder inputs: (B, T) `y <eos> <pad>...` -> (B, T) `<bos> y <pad>...`."""
+    bos = torch.full_like(tgt_out[:, :1], bos_id)  # (B, 1)
+    shifted = torch.cat([bos, tgt_out[:, :-1]], dim=1)  # (B, T): everything one step right
+    return shifted.masked_fill(shifted == eos_id, pad_id)  # <eos> is a target, never an input
+
+
 def collate_seq2seq(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> Seq2SeqBatch:
     """(source ids, target ids) pairs, without specials -> a `Seq2SeqBatch`."""
     src, src_mask = pad([s for s, _ in pairs])

@@ -279,6 +279,18 @@ def sync_context(model: nn.Module, last: bool) -> Any:
     return nullcontext()
 
 
+def accumulate_gradients(model: nn.Module, micro_batches: Sequence[Any], loss_fn: Any) -> float:
+    """Forward and backward every micro-batch, gradients adding up to the whole batch's mean;
+    DDP synchronises on the last one only (`sync_context`). Returns the mean loss."""
+    k, total = len(micro_batches), 0.0
+    for i, batch in enumerate(micro_batches):
+        with sync_context(model, last=i == k - 1):
+            loss = loss_fn(model, batch) / k  # the mean over micro-batches, not their sum
+            loss.backward()
+        total += loss.item()
+    return total
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to a tenth: a function of the step alone (so resuming
     needs no scheduler state)."""

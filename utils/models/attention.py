@@ -129,14 +129,21 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
         ) from None
 
 
+def attention_scores(q: Tensor, k: Tensor, scale: float | None = None) -> Tensor:
+    """Every query against every key, q kᵀ · scale: (..., Lq, Dh), (..., Lk, Dh) -> (..., Lq, Lk);
+    `scale` defaults to 1/√Dh."""
+    # Why √Dh: for unit-variance q and k a dot product has variance Dh; dividing by √Dh
+    # keeps the scores near 1, where softmax still has useful gradients.
+    # Scaling q (Lq·Dh numbers) instead of the scores (Lq·Lk numbers) is the same, cheaper.
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return (q * scale) @ k.transpose(-2, -1)  # (..., Lq, Lk)
+
+
 def attention_weights(
     q: Tensor, k: Tensor, mask: Tensor | None = None, is_causal: bool = False
 ) -> Tensor:
     """softmax(q kᵀ / √Dh) over keys: (..., Lq, Dh), (..., Lk, Dh) -> (..., Lq, Lk)."""
-    # Why √Dh: for unit-variance q and k a dot product has variance Dh; dividing by √Dh
-    # keeps the scores near 1, where softmax still has useful gradients.
-    # Scaling q (Lq·Dh numbers) instead of the scores (Lq·Lk numbers) is the same, cheaper.
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (..., Lq, Lk)
+    scores = attention_scores(q, k)  # (..., Lq, Lk)
     mask = _visible(mask, is_causal, scores.shape, scores.device)
     if mask is None:
         return torch.softmax(scores, dim=-1)

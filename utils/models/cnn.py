@@ -28,6 +28,23 @@ def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
     return 1 + (kernel_size - 1) * sum(dilations)
 
 
+def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int = 1) -> Tensor:
+    """Causal dilated convolution: x (B, T, D_in), weight (D_out, D_in, k), bias (D_out,) -> (B, T, D_out)."""
+    total = dilation * (weight.shape[-1] - 1)  # all the zeros on the left: output t sees inputs <= t
+    h = F.pad(x.transpose(1, 2), (total, 0))  # (B, D_in, T + total): channels before time
+    return F.conv1d(h, weight, bias, dilation=dilation).transpose(1, 2)  # (B, T, D_out)
+
+
+def doubling_dilations(length: int, kernel_size: int = 3) -> list[int]:
+    """Fewest layers with dilations 1, 2, 4, ... whose receptive field covers `length` tokens."""
+    if kernel_size < 2 and length > 1:
+        raise ValueError(f"a kernel of size {kernel_size} never sees a neighbour; need kernel_size >= 2")
+    dilations: list[int] = []
+    while receptive_field(kernel_size, dilations) < length:
+        dilations.append(2 ** len(dilations))  # doubling: the field grows exponentially with depth
+    return dilations
+
+
 class DilatedConvEncoder(nn.Module):
     """Residual dilated Conv1d blocks: (B, T, D), mask (B, T) -> (B, T, D).
 

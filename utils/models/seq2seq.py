@@ -75,6 +75,12 @@ class Encoder(nn.Module):
 # ---------------------------------------------------------------------------- attention
 
 
+def sequence_loss(logits: Tensor, tgt_out: Tensor, pad_id: int = 0) -> Tensor:
+    """Mean cross-entropy over real target tokens: logits (B, T, V), tgt_out (B, T) -> scalar."""
+    # (B*T, V) and (B*T,): padded positions are skipped, so short sentences weigh the same
+    return nn.functional.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over source positions that are real: scores (B, T, S), mask (B, S) -> (B, T, S)."""
     scores = scores.masked_fill(~mask[:, None, :], float("-inf"))  # padding gets weight exp(-inf) = 0

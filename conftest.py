@@ -3,7 +3,9 @@
 - kernels print tracebacks without colour codes, so CI logs stay readable;
 - a per-notebook timing table closes the run, flagging notebooks over their 60 s budget;
 - a notebook that executed no cell fails the run (nbval alone would pass it silently);
-- trained models are cached in a fresh folder per run (`COURSE_CACHE`).
+- trained models are cached in a fresh folder per run (`COURSE_CACHE`);
+- kernels talk over Unix sockets, so two workers starting kernels at once cannot race for a
+  TCP port (utils/course/kernels.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         ipython_dir = plain_traceback_ipython_dir(Path(tempfile.mkdtemp(prefix="course-ipython-")))
         os.environ["IPYTHONDIR"] = str(ipython_dir)
+    import nbval.kernel
+
+    from utils.course.kernels import IpcKernelManager
+
+    nbval.kernel.KernelManager = IpcKernelManager  # nbval's start_new_kernel builds its manager from here
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

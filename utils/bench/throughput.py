@@ -99,7 +99,7 @@ def measure(lengths: Sequence[int], sizes: Sizes = CPU_SIZES, *, device: torch.d
         batches[L] = (B, {name: training_step(m, src, tgt, precision[name]) for name, m in models.items()})
     best: dict[tuple[int, str], float] = {}
     for round_ in range(max(rounds, 1)):
-        for L, (B, steps) in batches.items():
+        for L, (_, steps) in batches.items():
             timings = compare(steps, repeat=repeat, warmup=warmup if round_ == 0 else 0, device=device,
                               threads=threads)
             for name, timing in timings.items():

@@ -53,8 +53,11 @@ def execute(path: Path, timeout_s: float) -> dict:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from utils.course.kernels import AsyncIpcKernelManager
+
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=int(timeout_s), kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=int(timeout_s), kernel_name="python3",
+                            kernel_manager_class=AsyncIpcKernelManager, allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
     stopped = ""
     try:

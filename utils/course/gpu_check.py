@@ -124,10 +124,13 @@ def execute(path: Path, timeout_s: float, keep: Path | None = None) -> dict:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    from utils.course.kernels import AsyncIpcKernelManager
+
     nb = nbformat.read(path, as_version=4)
     cells, peak_cell = list(nb.cells), nbformat.v4.new_code_cell(_PEAK_CELL)
     nb.cells.append(peak_cell)
     client = NotebookClient(nb, timeout=int(timeout_s), kernel_name="python3",
+                            kernel_manager_class=AsyncIpcKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     result = {"passed": False, "error": "", "details": []}
     with client.setup_kernel():

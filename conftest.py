@@ -22,6 +22,7 @@ NOTEBOOK_DIRS = ("solutions", "notebooks")
 
 _seconds: dict[str, float] = defaultdict(float)
 _cells: dict[str, int] = defaultdict(int)
+_reports: list[str] = []  # what tests record with record_property("report", text), shown at the end
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":  # user properties travel from xdist workers to the controller
+        _reports.extend(f"{report.nodeid}\n{text}" for key, text in report.user_properties if key == "report")
     path, _, _ = report.nodeid.partition("::")
     if not path.endswith(".ipynb"):
         return
@@ -78,6 +81,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _reports:
+        terminalreporter.section("reports")
+        for text in _reports:
+            terminalreporter.write_line(text)
     if _seconds:
         terminalreporter.section("notebook timings (kernel start included)")
         for path, seconds in sorted(_seconds.items(), key=lambda item: -item[1]):

@@ -130,3 +130,46 @@ def test_check_true_fails_with_the_message() -> None:
     checks.check_true(True, "fine")
     with pytest.raises(checks.CheckFailed, match="rows must sum to 1"):
         checks.check_true(False, "rows must sum to 1")
+
+
+def _attention_without_transpose(q, k):
+    return torch.softmax(q @ k, dim=-1)  # the classic: k not transposed
+
+
+def _non_bool_mask(scores, lengths):
+    mask = torch.arange(scores.shape[-1])[None, :] < lengths[:, None]
+    return scores.masked_fill(mask.long() == 0, float("-inf")).masked_fill(mask.float(), 0.0)
+
+
+def _one_value():
+    return torch.zeros(3)
+
+
+@pytest.mark.parametrize("student, words", [
+    (lambda: _attention_without_transpose(torch.randn(2, 5, 8), torch.randn(2, 6, 8)), ["transpose", "q @ k"]),
+    (lambda: _non_bool_mask(torch.randn(2, 4), torch.tensor([4, 2])), ["bool"]),
+    (lambda: [out for out, weights in [_one_value()]], ["unpack", "return"]),
+    (lambda: torch.randn(2, 3).transpose(0, 1).view(6), ["reshape", "contiguous"]),
+    (lambda: torch.nn.functional.cross_entropy(torch.randn(2, 5, 7), torch.randint(7, (2, 5))), ["flatten"]),
+])
+def test_a_classic_exception_in_student_code_becomes_a_hint(student, words) -> None:
+    with pytest.raises(checks.CheckFailed) as caught:
+        with checks.exercise("f"):
+            student()
+    message = str(caught.value)
+    assert message.startswith("f: your code raised ")
+    assert all(w.lower() in message.lower() for w in words), message
+    assert caught.value.__cause__ is not None, "the original error stays chained, with its traceback"
+
+
+def test_the_hint_says_in_which_function_and_line() -> None:
+    with pytest.raises(checks.CheckFailed) as caught:
+        with checks.exercise("f"):
+            _attention_without_transpose(torch.randn(2, 5, 8), torch.randn(2, 6, 8))
+    assert "in `_attention_without_transpose` at `return torch.softmax(q @ k, dim=-1)" in str(caught.value)
+
+
+def test_an_unfamiliar_exception_is_left_as_it_is() -> None:
+    with pytest.raises(KeyError):
+        with checks.exercise("f"):
+            {}["missing"]

@@ -38,10 +38,30 @@ def _exercise(name: str, inside_function: bool = True):
                             f"{name}_check", 1)]
 
 
+WRITTEN = ("### BEGIN SOLUTION\n**Model answer.** It doubles.\n\n**Rubric (2 points).** 1 point: doubles. "
+           "1 point: why.\n### END SOLUTION")
+
+
+def _written(question: str = "**Predict, then measure.** Does it double?", answer: str = WRITTEN):
+    return [authoring.markdown(question), authoring.written_answer(answer, "predict_double", points=2),
+            authoring.code("measured = 2")]
+
+
 def test_conforming_example_has_no_problems() -> None:
-    nb = _lesson(_exercise("a") + _exercise("b") + _exercise("c"))
+    nb = _lesson(_exercise("a") + _exercise("b") + _exercise("c") + _written())
     assert conformance.problems(nb, load_config(), "99_test", student=False) == []
     assert conformance.problems(student_version(nb), load_config(), "99_test", student=True) == []
+
+
+def test_written_answers_are_required_asked_and_given_a_model_answer_with_a_rubric() -> None:
+    problems = conformance.problems(_lesson(_exercise("a") + _exercise("b") + _exercise("c")), load_config(),
+                                    "99_test", student=False)
+    assert any(p.startswith("no written answer") for p in problems), problems
+    cells = _exercise("a") + _exercise("b") + _exercise("c") + _written("Guess.", "It doubles.")[:2]
+    problems = conformance.problems(_lesson(cells), load_config(), "99_test", student=False)
+    assert any("must follow the markdown cell that asks it" in p for p in problems), problems
+    assert any("no code cell after it" in p for p in problems), problems
+    assert any("'**Model answer.**' and a '**Rubric" in p for p in problems), problems
 
 
 def test_exercise_outside_a_function_is_reported() -> None:

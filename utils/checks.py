@@ -13,6 +13,10 @@ A check cell looks like this::
   (`NBGRADER_EXECUTION` set) it raises, so the exercise scores zero.
 - A wrong answer raises `CheckFailed` (an `AssertionError`, so nbgrader counts it) with
   the expected and the actual value and, where one is known, the likely mistake.
+- An exception raised inside the student's code that is a classic (a shape mismatch in a
+  matrix product, a mask that is not bool, the wrong number of returned values, ...) becomes a
+  `CheckFailed` that says where it was raised and what probably went wrong, with the original
+  error chained above it (`diagnose_exception`).
 - A right answer prints a one-line pass.
 - An exercise whose code calls what it `forbid`s (its reference, or the PyTorch function that
   does the whole job) fails with a kind message that names the call (`utils.delegation`).
@@ -22,8 +26,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
+import sysconfig
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,6 +93,10 @@ class Exercise:
             print(f"{FLAG} {message} Flagged for your instructor.")
         if isinstance(err, CheckFailed):
             raise CheckFailed(f"{name}: {err}") from None
+        hint = diagnose_exception(err) if err is not None else None
+        if hint is not None:
+            raise CheckFailed(f"{name}: your code raised {type(err).__name__}: {_first_line(err)}"
+                              f"{_where(tb)}.\nProbably {hint}") from err
         if err is None:
             print(f"{PASS} {name}: all checks passed.")
         return False
@@ -117,6 +129,98 @@ def delegation_message(name: str, called: Sequence[str]) -> str:
     return (f"{name}: delegated to {names}: this exercise asks you to write it yourself; "
             f"{names} {'is' if one else 'are'} what your work gets compared against, so your code "
             f"may not call {'it' if one else 'them'}.")
+
+
+# ---------------------------------------------------------------- exceptions in the student's code
+
+# (pattern in the error message, what probably went wrong); the first match wins
+_CLASSIC_ERRORS: tuple[tuple[str, str], ...] = (
+    (r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2"
+     r"|size mismatch|does not broadcast with previously seen size",
+     "a matrix product whose inner sizes do not match. In q @ kᵀ the keys must be transposed "
+     "(`k.transpose(-2, -1)`, not `k.T` on a batch); a Linear layer takes inputs whose last dim is "
+     "its in_features. Print both shapes just before the product."),
+    (r"must match the size of tensor b .* at non-singleton dimension",
+     "two tensors whose shapes do not broadcast: a missing dim (add it with `[:, None]` or "
+     "`unsqueeze`), a transposed operand, or a mask of the wrong shape (a key-padding mask is "
+     "(B, 1, Lk), a causal mask (Lq, Lk))."),
+    (r"only supports boolean masks|expected mask dtype to be Bool|mask.* must be .*bool",
+     "a mask that is not a bool tensor: build it from a comparison (`positions < lengths[:, None]`) "
+     "or convert it with `.bool()`; True means the key may be attended to."),
+    (r"tensors used as indices must be long",
+     "indexing with a float tensor: indices and token ids must be integers (`.long()`)."),
+    (r"shape '\[.*\]' is invalid for input of size",
+     "a view or reshape into sizes whose product is not the tensor's number of elements: "
+     "splitting d_model into heads gives (B, L, H, d_model // H), and merging back (B, L, d_model)."),
+    (r"view size is not compatible with input tensor's size and stride",
+     "`.view` after a transpose or permute, whose result is not contiguous in memory: use "
+     "`.reshape(...)`, or `.contiguous().view(...)`."),
+    (r"Dimension out of range",
+     "a dim the tensor does not have: it has fewer dims than you think (a reduction without "
+     "keepdim=True? a missing batch dim?). Negative dims (-1, -2) count from the end whatever the rank."),
+    (r"number of dimensions in the tensor input does not match the length of the desired ordering",
+     "`permute` needs one index per dim of the tensor."),
+    (r"Expected target size|Expected input batch_size .* to match target batch_size",
+     "cross_entropy wants logits (N, C) and targets (N,): flatten (B, L, V) to (B*L, V) and "
+     "(B, L) to (B*L,), or move the classes to dim 1."),
+    (r"expected target dtype to be Long|expected scalar type Long",
+     "class targets of cross_entropy must be integer ids (`.long()`)."),
+    (r"same dtype|expected scalar type|dtype.* but got|found dtype",
+     "tensors of different dtypes in one operation: tensors made with torch.arange or "
+     "torch.tensor from integers are int64; use `.float()`, `dtype=x.dtype` or `.to(x)`."),
+    (r"index out of range in self",
+     "an embedding lookup with an id outside [0, num_embeddings): check the vocabulary size, and "
+     "that padding and special tokens are counted in it."),
+    (r"does not require grad and does not have a grad_fn",
+     "backward() on a value without a graph: was it computed under torch.no_grad(), detached, or "
+     "turned into a number with .item() before backward?"),
+    (r"backward through the graph a second time",
+     "backward() twice through the same graph: compute a fresh loss from a fresh forward each step."),
+    (r"Sizes of tensors must match except in dimension",
+     "torch.cat or torch.stack of tensors whose other dims differ: check the shapes and the dim."),
+    (r"Expected all tensors to be on the same device",
+     "tensors on different devices: create new tensors with `device=x.device` (or `.to(x)`)."),
+    (r"too many values to unpack|not enough values to unpack",
+     "a function returned a different number of values than the code that calls it unpacks "
+     "(`a, b = f(...)` needs exactly two): check what your function returns, and in what order."),
+    (r"cannot unpack non-iterable NoneType|'NoneType' object",
+     "something is None: a function that ends without `return`?"),
+    (r"cannot unpack non-iterable Tensor|iteration over a 0-d tensor",
+     "one tensor where a pair was expected: return a tuple, e.g. `return output, weights`."),
+    (r"'tuple' object has no attribute",
+     "a tuple where a tensor was expected: a function returns (output, weights) and only one of "
+     "them was wanted, or the other way round."),
+)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else ""
+
+
+def diagnose_exception(err: BaseException) -> str | None:
+    """What probably went wrong, for a classic exception raised inside a student's code; else None."""
+    if not isinstance(err, (RuntimeError, ValueError, TypeError, IndexError, AttributeError)):
+        return None
+    message = str(err)
+    for pattern, hint in _CLASSIC_ERRORS:
+        if re.search(pattern, message):
+            return hint
+    return None
+
+
+# where library code lives: frames there are not the student's
+_LIBRARY_DIRS = tuple({*(sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")),
+                       str(Path(torch.__file__).parent), str(Path(__file__).parent)})
+
+
+def _where(tb: Any) -> str:
+    """`, in `f` at `<line>`` for the innermost frame of the student's own code, if any."""
+    own = [frame for frame in traceback.extract_tb(tb) if not frame.filename.startswith(_LIBRARY_DIRS)]
+    if not own or own[-1].name == "<module>":
+        return ""
+    frame = own[-1]
+    return f", in `{frame.name}`" + (f" at `{frame.line.strip()}`" if frame.line else "")
 
 
 # ---------------------------------------------------------------- argument checking

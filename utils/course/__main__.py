@@ -4,6 +4,8 @@
     check                            notebook conventions of every lesson
     lessons                          list the lessons
     grade LESSON --submissions DIR   autograde a class into a gradebook (see INSTRUCTORS.md)
+    gradebook DIR                    after grading written answers in the formgrader, rewrite
+                                     DIR/gradebook.csv and summary.csv with their scores
     gpu-check [--dry-run]            run every notebook at the GPU profile, and as on a T4
 """
 
@@ -69,6 +71,35 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gradebook(args: argparse.Namespace) -> int:
+    from utils.course import grading_course, grading_report
+    from utils.course.grading_course import OutputError
+
+    out = args.out.resolve()
+    try:
+        lesson = grading_course.graded_lesson(out)
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    source = read_notebook(out / "source" / lesson / f"{lesson}.ipynb")
+    book = pd_read_gradebook(out / "gradebook.csv")
+    book = grading_report.refresh(book, grading_course.entered_scores(out, lesson),
+                                  grading_report.written_answers(source))
+    graded = grading_report.exercises(source)
+    grading_report.write_atomically(book, out / "gradebook.csv")
+    grading_report.write_atomically(grading_report.summary(book, graded), out / "summary.csv")
+    counts = book["status"].value_counts()
+    print(", ".join(f"{counts[s]} {s}" for s in counts.index) + f": {out / 'gradebook.csv'}")
+    return 0
+
+
+def pd_read_gradebook(path: Path):
+    import pandas as pd
+
+    # student ids such as "NA" or "null" are names, not missing values
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"student_id": str})
+
+
 def _add_grade(commands: argparse._SubParsersAction) -> None:
     grade = commands.add_parser("grade", help="autograde a class's submissions into a gradebook",
                                 description="Autograde every student's notebook with nbgrader, in parallel "
@@ -99,6 +130,14 @@ def _add_grade(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--force", action="store_true",
                        help="overwrite an output folder that holds grades entered in the formgrader")
     grade.set_defaults(run=_grade)
+    book = commands.add_parser(
+        "gradebook", help="rewrite a gradebook with the scores entered in the formgrader",
+        description="After grading the written answers in the formgrader (INSTRUCTORS.md, section 5), "
+        "rewrite gradebook.csv and summary.csv in the output folder with them: totals follow, and a "
+        "student whose written answers are all graded is 'graded'.")
+    book.add_argument("out", type=Path, metavar="DIR",
+                      help="the output folder of `grade` (e.g. grading/LESSON)")
+    book.set_defaults(run=_gradebook)
 
 
 def _add_gpu_check(commands: argparse._SubParsersAction) -> None:

@@ -105,6 +105,35 @@ def _exercise_problems(nb, student: bool) -> list[str]:
     return found
 
 
+def _is_written_answer(cell: nbformat.NotebookNode) -> bool:
+    meta = _grader(cell)
+    return cell.cell_type == "markdown" and meta.get("grade", False) and meta.get("solution", False)
+
+
+def _written_answer_problems(nb, student: bool) -> list[str]:
+    """At least one "predict, then measure" answer: asked just before it, measured by a code cell after
+    it, worth points, and in the solution a model answer and a rubric (cleared from the student's)."""
+    found, answers = [], [i for i, c in enumerate(nb.cells) if _is_written_answer(c)]
+    if not answers:
+        return ["no written answer: a lesson asks at least one 'Predict, then measure.' question "
+                "(utils.course.authoring.written_answer, graded in the formgrader)"]
+    for index in answers:
+        cell, grade_id = nb.cells[index], _grader(nb.cells[index]).get("grade_id")
+        if not _grader(cell).get("points", 0) > 0:
+            found.append(f"written answer {grade_id!r} carries no points")
+        before = nb.cells[index - 1] if index else None
+        if before is None or before.cell_type != "markdown" or "Predict, then measure" not in before.source:
+            found.append(f"written answer {grade_id!r} must follow the markdown cell that asks it "
+                         "('**Predict, then measure.** ...')")
+        if not any(c.cell_type == "code" for c in nb.cells[index + 1:]):
+            found.append(f"written answer {grade_id!r} has no code cell after it to measure what it predicts")
+        if not student and not all(m in cell.source for m in ("### BEGIN SOLUTION", "**Model answer.**",
+                                                               "**Rubric")):
+            found.append(f"written answer {grade_id!r} needs, between BEGIN and END SOLUTION, a "
+                         "'**Model answer.**' and a '**Rubric (N points).**' for whoever grades it")
+    return found
+
+
 def _summary_problems(nb) -> list[str]:
     markdown = [c for c in nb.cells if c.cell_type == "markdown"]
     if not markdown or not re.search(r"^#+\s*summary", markdown[-1].source, re.I | re.M):
@@ -115,7 +144,7 @@ def _summary_problems(nb) -> list[str]:
 def problems(nb: nbformat.NotebookNode, config: CourseConfig, lesson: str, *, student: bool) -> list[str]:
     """Every way `nb` breaks the notebook conventions (empty when it conforms)."""
     found = _title_problems(nb, config, lesson) + _setup_problems(nb, config)
-    found += _exercise_problems(nb, student) + _summary_problems(nb)
+    found += _exercise_problems(nb, student) + _written_answer_problems(nb, student) + _summary_problems(nb)
     if student:
         found += [f"the student version contains {m!r}" for m in LEAK_MARKERS
                   if any(m in c.source for c in nb.cells)]

@@ -181,9 +181,10 @@ def make_tasks(options: Options, mode: str, found: list[grading_intake.Submissio
 
 def canary_failures(result: Result, solution: nbformat.NotebookNode) -> list[str]:
     """Why the solution's run is not a clean full score, if it is not."""
-    scores = result.scores
+    scores, written = result.scores, grading_report.written_answers(solution)  # those wait for a person
     lost = [f"{grade_id} scored {scores.get(grade_id)} of {points:g}"
-            for grade_id, points in grading_report.exercises(solution) if scores.get(grade_id) != points]
+            for grade_id, points in grading_report.exercises(solution)
+            if grade_id not in written and scores.get(grade_id) != points]
     # a solution that calls what its exercise forbids: the lesson's `forbid=` lists are wrong
     return result.problems + lost + [f"the solution {d}" for d in result.delegated]
 
@@ -246,11 +247,11 @@ def outcome(submission: grading_intake.Submission, result: Result | None,
     """Everything known about one student: the intake's findings, or the worker's."""
     if result is None:
         return Outcome(submission.student, problems=[submission.problem])
-    notes = [f"awaits manual grading in the formgrader: {', '.join(result.manual)}"] if result.manual else []
+    notes = grading_report.awaiting_note(result.manual)
     if not result.feedback and not result.problems:
         notes.append(f"no feedback was generated; see logs/{submission.student}.log")
     flags = result.delegated + grading_flags.flags(submission.read(), *course)
-    return Outcome(submission.student, result.scores, result.problems, notes, flags)
+    return Outcome(submission.student, result.scores, result.problems, notes, flags, awaiting=result.manual)
 
 
 def _say(line: str) -> None:
@@ -342,7 +343,9 @@ def grade(options: Options, say: Callable[[str], None] = _say) -> pd.DataFrame:
     cap = _cap(run.course[1], run.options.cell_timeout)
     results = run_all(run.tasks, run.options, cap, run.watch, _progress(say, len(run.tasks)))
     book = finish(run, results, say)
-    failed = int((book["status"] != grading_report.GRADED).sum())
-    say(f"{len(book) - failed} graded, {failed} could not be graded, in {time.perf_counter() - start:.0f} s: "
+    failed = int((book["status"] == grading_report.FAILED).sum())
+    manual = int((book["status"] == grading_report.MANUAL).sum())
+    say(f"{len(book) - failed - manual} graded, {manual} need manual grading (written answers: "
+        f"INSTRUCTORS.md, section 5), {failed} could not be graded, in {time.perf_counter() - start:.0f} s: "
         f"{run.options.out / 'gradebook.csv'}")
     return book

@@ -219,3 +219,29 @@ def merge(out: Path, lesson: str, works: Mapping[str, Path], originals: Mapping[
             submitted = out / "submitted" / student / lesson
             submitted.mkdir(parents=True, exist_ok=True)
             (submitted / f"{lesson}.ipynb").write_bytes(originals[student])
+
+
+def graded_lesson(out: Path) -> str:
+    """The lesson an output folder holds (out/source/LESSON), or an OutputError that says why not."""
+    if not _ours(out) or not (out / "gradebook.db").is_file() or not (out / "gradebook.csv").is_file():
+        raise OutputError(f"{out} is not an output folder of `python -m utils.course grade` (it needs "
+                          "the gradebook.db and gradebook.csv that command writes): pass the folder you "
+                          "graded into")
+    found = sorted(p.name for p in (out / "source").iterdir() if p.is_dir())
+    if len(found) != 1:
+        raise OutputError(f"{out}/source holds {found}, expected exactly one lesson")
+    return found[0]
+
+
+def entered_scores(out: Path, lesson: str) -> dict[str, dict[str, float | None]]:
+    """Every student's score per grade_id in out/gradebook.db: the one entered in the formgrader where
+    there is one, else the autograded one (None: not graded yet)."""
+    with warnings.catch_warnings(), Gradebook(db_url(out), COURSE_ID) as gb:
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        scores = {}
+        for submission in gb.find_assignment(lesson).submissions:
+            for notebook in submission.notebooks:
+                scores[submission.student.id] = {g.name: g.score if (g.manual_score is not None or
+                                                                     g.auto_score is not None) else None
+                                                 for g in notebook.grades}
+        return scores

@@ -1,8 +1,10 @@
 """The gradebook (one row per student) and the summary (one row per exercise), with pandas.
 
-A submission is "graded" or "could not be graded"; the `reason` column says why not (a dead
-kernel, a timeout, the memory limit, an unreadable notebook, a wrong file name, a write
-outside its folder), so that a crashed kernel never reads as a real zero. Both files are
+A submission is "graded", "needs manual grading" (its written answers wait for the formgrader)
+or "could not be graded"; the `reason` column says why not (a dead kernel, a timeout, the
+memory limit, an unreadable notebook, a wrong file name, a write outside its folder), so that a
+crashed kernel never reads as a real zero. After the written answers are graded in the
+formgrader, `refresh` rewrites both files with those scores. Both files are
 written to a temporary name and renamed, so a reader never sees half a gradebook.
 """
 
@@ -16,7 +18,8 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-GRADED, FAILED = "graded", "could not be graded"
+GRADED, FAILED, MANUAL = "graded", "could not be graded", "needs manual grading"
+AWAITS = "awaits manual grading in the formgrader: "  # a note in `reason`, followed by the grade ids
 
 
 @dataclass
@@ -28,16 +31,52 @@ class Outcome:
     problems: list[str] = field(default_factory=list)  # any problem: could not be graded
     notes: list[str] = field(default_factory=list)  # worth saying, but the scores stand
     flags: list[str] = field(default_factory=list)  # code worth a look (utils.course.grading_flags)
+    awaiting: list[str] = field(default_factory=list)  # written answers not graded yet
 
     @property
     def status(self) -> str:
-        return FAILED if self.problems else GRADED
+        return FAILED if self.problems else MANUAL if self.awaiting else GRADED
 
 
 def exercises(source: nbformat.NotebookNode) -> list[tuple[str, float]]:
     """(grade_id, points) of every graded cell, in notebook order."""
     return [(c.metadata["nbgrader"]["grade_id"], float(c.metadata["nbgrader"]["points"]))
             for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+
+
+def written_answers(source: nbformat.NotebookNode) -> list[str]:
+    """grade_ids of the cells graded by hand (nbgrader: grade and solution), in notebook order."""
+    return [c.metadata["nbgrader"]["grade_id"] for c in source.cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+            and c.metadata["nbgrader"].get("solution")]
+
+
+def awaiting_note(grade_ids: list[str]) -> list[str]:
+    return [AWAITS + ", ".join(grade_ids)] if grade_ids else []
+
+
+def refresh(book: pd.DataFrame, scores: dict[str, dict[str, float | None]],
+            written: list[str]) -> pd.DataFrame:
+    """The gradebook with the scores now in nbgrader's gradebook (`scores`: student -> grade_id ->
+    score, a manual score where one was entered): totals and statuses follow; rows that could not
+    be graded stay as they were."""
+    book = book.copy()
+    ids = [c for c in book.columns if c not in ("student_id", "status", "total", "max_score", "reason",
+                                                 "flags")]
+    for index, row in book.iterrows():
+        if row["status"] == FAILED or row["student_id"] not in scores:
+            continue
+        own = scores[row["student_id"]]
+        for grade_id in ids:
+            if grade_id in own:
+                book.at[index, grade_id] = math.nan if own[grade_id] is None else own[grade_id]
+        known = [book.at[index, g] for g in ids]
+        book.at[index, "total"] = _total([None if pd.isna(v) else float(v) for v in known])
+        awaiting = [g for g in written if g in ids and pd.isna(book.at[index, g])]
+        notes = [n for n in str(row["reason"]).split("; ") if n and n != "nan" and not n.startswith(AWAITS)]
+        book.at[index, "reason"] = "; ".join(notes + awaiting_note(awaiting))
+        book.at[index, "status"] = MANUAL if awaiting else GRADED
+    return book
 
 
 def _total(scores: list[float | None]) -> float:

@@ -1,0 +1,5 @@
+import sys
+
+from utils.course.mistakes.run import main
+
+sys.exit(main())

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from utils.course import grading_report
 from utils.course.config import lessons, solution_path, student_path
 from utils.course.grade import Options, grade
 
@@ -182,9 +183,16 @@ def test_solution_scores_full_marks_and_student_version_zero(lesson: str, tmp_pa
     options = Options(lesson, tmp_path / "submissions", tmp_path / "out", jobs=2, canary=False)
     book = grade(options).set_index("student_id")
 
-    assert (book["status"] == "graded").all(), book["reason"].to_dict()
+    # written answers wait for the formgrader (tests/test_grading_written.py); left blank, they score 0
+    source = nbformat.read(solution_path(lesson), as_version=4)
+    written = grading_report.written_answers(source)
+    by_hand = sum(points for grade_id, points in grading_report.exercises(source) if grade_id in written)
+    answered = grading_report.MANUAL if written else grading_report.GRADED
+    assert book["status"].to_dict() == {"solution": answered, "student": grading_report.GRADED,
+                                        "delegating": grading_report.GRADED}, book["reason"].to_dict()
     assert book.loc["solution", "max_score"] > 0
-    assert book.loc["solution", "total"] == book.loc["solution", "max_score"], book.loc["solution"].to_dict()
+    assert book.loc["solution", "total"] == book.loc["solution", "max_score"] - by_hand, \
+        book.loc["solution"].to_dict()
     assert "delegated" not in book.loc["solution", "flags"], book.loc["solution", "flags"]
     assert book.loc["student", "total"] == 0, book.loc["student"].to_dict()
     # every exercise delegated: each one flagged, and each scores 0 (the default, --delegation zero)

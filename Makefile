@@ -30,8 +30,10 @@ test: $(READY)
 
 ## the other end of the supported range, which CI runs too: every notebook and the grading tests
 ## again, in .venv-newest with the newest torch that pip resolves from requirements.txt (on Linux
-## a CUDA build, 6 GB: what a newcomer, a Colab user or a GPU grading machine has)
-NEWEST_TESTS := solutions notebooks tests/test_grading.py tests/test_grading_units.py tests/test_grading_lessons.py
+## a CUDA build, 6 GB: what a newcomer, a Colab user or a GPU grading machine has); and the hints,
+## whose diagnosis reads torch's error messages
+NEWEST_TESTS := solutions notebooks tests/test_grading.py tests/test_grading_units.py tests/test_grading_lessons.py \
+	tests/test_grading_written.py tests/test_checks.py tests/test_mistakes.py
 test-newest:
 	$(MAKE) VENV=.venv-newest TESTS="$(NEWEST_TESTS)" test
 

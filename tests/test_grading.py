@@ -26,11 +26,28 @@ from utils.course.config import solution_path, student_path
 from utils.course.grade import GradingError, Options, grade
 from utils.course.grading_course import OutputError
 from utils.course.grading_intake import IntakeError
+from utils.course.grading_report import MANUAL, awaiting_note, exercises, written_answers
 
 pytestmark = pytest.mark.slow
 LESSON = "00_course_tour"
 CELL_TIMEOUT_S, MEMORY_GIB = 15, 3
-FULL, GRADED, FAILED = 10.0, "graded", "could not be graded"
+GRADED, FAILED = "graded", "could not be graded"
+_SOURCE = nbformat.read(solution_path(LESSON), as_version=4)
+POINTS = dict(exercises(_SOURCE))  # every graded cell, written answers included
+WRITTEN = written_answers(_SOURCE)  # graded by hand: autograding leaves them for the formgrader
+FULL = sum(p for grade_id, p in POINTS.items() if grade_id not in WRITTEN)  # every autograded point
+ANSWERED = MANUAL if WRITTEN else GRADED  # the status of a submission with its written answers filled in
+
+
+def _label(grade_id: str) -> str:
+    """How the gradebook names a cell: its number in the notebook (from 1) and its grade_id (or tag)."""
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") or ("setup" if "setup" in c.metadata.get("tags", [])
+                                                              else None) for c in _SOURCE.cells]
+    index = ids.index(grade_id)
+    return f"cell {index + 1} ({grade_id})"
+
+
+PADDING_CHECK = _label("padding_mask_check")
 NAIVE_SOFTMAX = "    return x.exp() / x.exp().sum(dim=dim, keepdim=True)  # overflows\n"
 CHEAT = '''
 import contextlib
@@ -190,8 +207,9 @@ def _cell_text(graded: Graded, student: str, grade_id: str) -> str:
 
 def test_perfect_submission_scores_full_marks(graded: Graded) -> None:
     row = graded.book.loc["perfect"]
-    assert (row.status, row.total, row.max_score) == (GRADED, FULL, FULL)
-    assert pd.isna(row["reason"]) and pd.isna(row["flags"])
+    assert (row.status, row.total, row.max_score) == (ANSWERED, FULL, sum(POINTS.values()))
+    assert row["reason"] == "; ".join(awaiting_note(WRITTEN)) if WRITTEN else pd.isna(row["reason"])
+    assert pd.isna(row["flags"])
 
 
 def test_untouched_student_version_scores_zero_and_counts_as_graded(graded: Graded) -> None:
@@ -201,20 +219,20 @@ def test_untouched_student_version_scores_zero_and_counts_as_graded(graded: Grad
 
 def test_one_wrong_exercise_loses_exactly_its_points(graded: Graded) -> None:
     row = graded.book.loc["wrong"]
-    assert (row.status, row.total, row.stable_softmax_check) == (GRADED, FULL - 3, 0.0)
+    assert (row.status, row.total, row.stable_softmax_check) == (ANSWERED, FULL - 3, 0.0)
 
 
 def test_infinite_loop_times_out_and_the_other_exercises_are_graded(graded: Graded) -> None:
     row = graded.book.loc["loop"]
     assert row.status == FAILED
-    assert row["reason"].startswith(f"timed out: cell 16 (padding_mask_check) ran over {CELL_TIMEOUT_S} s")
+    assert row["reason"].startswith(f"timed out: {PADDING_CHECK} ran over {CELL_TIMEOUT_S} s")
     assert (row.padding_mask_check, row.total) == (0.0, FULL - 2)
 
 
 def test_kernel_killed_with_os_exit_is_not_a_silent_zero(graded: Graded) -> None:
     row = graded.book.loc["exit"]
     assert row.status == FAILED
-    assert row["reason"] == "the kernel died in cell 16 (padding_mask_check) (exit code 1)"
+    assert row["reason"] == f"the kernel died in {PADDING_CHECK} (exit code 1)"
     assert pd.isna(row.total) and pd.isna(row.attention_scores_check)
     assert "uses os._exit" in row["flags"]
 
@@ -222,7 +240,7 @@ def test_kernel_killed_with_os_exit_is_not_a_silent_zero(graded: Graded) -> None
 def test_memory_bomb_is_stopped_by_the_limit(graded: Graded) -> None:
     row = graded.book.loc["bomb"]
     assert row.status == FAILED
-    assert row["reason"].startswith(f"memory limit: cell 16 (padding_mask_check) ran out of memory "
+    assert row["reason"].startswith(f"memory limit: {PADDING_CHECK} ran out of memory "
                                  f"(limit {MEMORY_GIB} GiB)")
     assert (row.padding_mask_check, row.total) == (0.0, FULL - 2)
 
@@ -230,7 +248,7 @@ def test_memory_bomb_is_stopped_by_the_limit(graded: Graded) -> None:
 def test_memory_spread_where_no_allocation_fails_is_stopped_by_the_resident_limit(graded: Graded) -> None:
     row = graded.book.loc["hog"]
     assert row.status == FAILED
-    assert row["reason"].startswith("memory limit: cell 16 (padding_mask_check) used ")
+    assert row["reason"].startswith(f"memory limit: {PADDING_CHECK} used ")
     assert row["reason"].endswith(f"GiB of memory, over the limit of {MEMORY_GIB} GiB, and the kernel was "
                                   "stopped there")
     assert pd.isna(row.total)
@@ -248,7 +266,7 @@ def test_a_broken_grading_environment_stops_before_any_student_is_graded(tmp_pat
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 2, result.stdout + result.stderr
     assert ("the solution of 00_course_tour does not score full marks in this grading environment, so no "
-            "submission was graded: a cell of the lesson failed: cell 3 (setup) raised ImportError: "
+            f"submission was graded: a cell of the lesson failed: {_label('setup')} raised ImportError: "
             "simulated: libtorch_cuda.so: failed to map") in result.stderr
     assert "[1/1]" not in result.stdout and not (tmp_path / "out" / "gradebook.csv").exists()
     assert (tmp_path / "out" / "logs" / ".canary.log").is_file()
@@ -268,7 +286,7 @@ def test_wrongly_named_notebook_is_reported_by_name(graded: Graded) -> None:
 
 def test_deleted_and_edited_check_cells_are_restored_from_the_source(graded: Graded) -> None:
     row = graded.book.loc["tamperer"]
-    assert row.status == GRADED
+    assert row.status == ANSWERED
     assert (row.padding_mask_check, row.stable_softmax_check) == (2.0, 0.0)  # both checks ran
     assert (row.multihead_scores_check, row.total) == (0.0, FULL - 6)  # a deleted exercise scores 0
     assert row["flags"].split("; ") == [f"{what} (restored)" for what in (
@@ -287,7 +305,7 @@ def test_writes_outside_its_folder_are_blocked_by_the_sandbox(graded: Graded) ->
     if not graded.escape_to:
         pytest.skip("bubblewrap cannot run here (test_write_outside_is_detected_without_sandbox covers it)")
     row = graded.book.loc["escaper"]
-    assert (row.status, row.total) == (GRADED, FULL)
+    assert (row.status, row.total) == (ANSWERED, FULL)
     output = _cell_text(graded, "escaper", "attention_scores")
     assert output.count("blocked:") == len(graded.escape_to) and "wrote" not in output
     assert "solutions visible: []" in output
@@ -301,9 +319,9 @@ def test_original_submissions_are_unchanged(graded: Graded) -> None:
 def test_every_student_is_in_the_gradebook_with_one_column_per_exercise(graded: Graded) -> None:
     students = {p.name for p in graded.out.parent.joinpath("submissions").iterdir() if p.is_dir()}
     assert set(graded.book.index) == students
-    assert list(graded.book.columns) == ["status", "total", "max_score", "attention_scores_check",
-                                         "padding_mask_check", "stable_softmax_check",
-                                         "multihead_scores_check", "reason", "flags"]
+    assert list(graded.book.columns) == ["status", "total", "max_score", *POINTS, "reason", "flags"]
+    assert {"attention_scores_check", "padding_mask_check", "stable_softmax_check",
+            "multihead_scores_check"} <= set(POINTS)
 
 
 def test_summary_gives_mean_and_share_of_full_marks_per_exercise(graded: Graded) -> None:
@@ -311,7 +329,7 @@ def test_summary_gives_mean_and_share_of_full_marks_per_exercise(graded: Graded)
     scores = graded.book["stable_softmax_check"].dropna()
     assert summary.loc["stable_softmax_check", "mean"] == round(scores.mean(), 2)
     assert summary.loc["stable_softmax_check", "share_full_marks"] == round((scores == 3).mean(), 3)
-    assert summary.loc["total", "max_score"] == FULL
+    assert summary.loc["total", "max_score"] == sum(POINTS.values())
 
 
 def test_feedback_and_autograded_notebook_for_each_graded_student(graded: Graded) -> None:

@@ -95,8 +95,7 @@ class Exercise:
             raise CheckFailed(f"{name}: {err}") from None
         hint = diagnose_exception(err) if err is not None else None
         if hint is not None:
-            raise CheckFailed(f"{name}: your code raised {type(err).__name__}: {_first_line(err)}"
-                              f"{_where(tb)}.\nProbably {hint}") from err
+            raise CheckFailed(f"{name}: {explained(err, hint)}") from err
         if err is None:
             print(f"{PASS} {name}: all checks passed.")
         return False
@@ -141,9 +140,9 @@ _CLASSIC_ERRORS: tuple[tuple[str, str], ...] = (
      "(`k.transpose(-2, -1)`, not `k.T` on a batch); a Linear layer takes inputs whose last dim is "
      "its in_features. Print both shapes just before the product."),
     (r"must match the size of tensor b .* at non-singleton dimension",
-     "two tensors whose shapes do not broadcast: a missing dim (add it with `[:, None]` or "
-     "`unsqueeze`), a transposed operand, or a mask of the wrong shape (a key-padding mask is "
-     "(B, 1, Lk), a causal mask (Lq, Lk))."),
+     "two tensors whose shapes do not broadcast: a missing dim (a reduction without keepdim=True, "
+     "or add it with `[:, None]` / `unsqueeze`), a transposed operand, or a mask of the wrong shape "
+     "(a key-padding mask is (B, 1, Lk), a causal mask (Lq, Lk))."),
     (r"only supports boolean masks|expected mask dtype to be Bool|mask.* must be .*bool",
      "a mask that is not a bool tensor: build it from a comparison (`positions < lengths[:, None]`) "
      "or convert it with `.bool()`; True means the key may be attended to."),
@@ -187,6 +186,9 @@ _CLASSIC_ERRORS: tuple[tuple[str, str], ...] = (
      "something is None: a function that ends without `return`?"),
     (r"cannot unpack non-iterable Tensor|iteration over a 0-d tensor",
      "one tensor where a pair was expected: return a tuple, e.g. `return output, weights`."),
+    (r"unsupported operand type\(s\) for .*'tuple'|'tuple' and 'Tensor'|'Tensor' and 'tuple'",
+     "a tuple used as a tensor: attention returns (output, weights); unpack it, "
+     "`out, _ = attn(...)`, before adding or projecting."),
     (r"'tuple' object has no attribute",
      "a tuple where a tensor was expected: a function returns (output, weights) and only one of "
      "them was wanted, or the other way round."),
@@ -212,6 +214,13 @@ def diagnose_exception(err: BaseException) -> str | None:
 # where library code lives: frames there are not the student's
 _LIBRARY_DIRS = tuple({*(sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")),
                        str(Path(torch.__file__).parent), str(Path(__file__).parent)})
+
+
+def explained(err: BaseException, hint: str, who: str = "your code") -> str:
+    """The message for an exception raised inside a student's code: what, where, and `hint` (what
+    probably went wrong). Check cells and utils.expected raise `CheckFailed(explained(...)) from err`."""
+    where = _where(err.__traceback__)
+    return f"{who} raised {type(err).__name__}: {_first_line(err)}{where}.\nProbably {hint}"
 
 
 def _where(tb: Any) -> str:

@@ -82,6 +82,9 @@ DELEGATIONS: dict[str, dict[str, str]] = {
     "06_multi_head_and_positions": {
         "split_heads": "return attention.split_heads(x, num_heads)",
         "merge_heads": "return attention.merge_heads(x)",
+        "MultiHeadAttention": "mha = attention.MultiHeadAttention(self.d_model, self.num_heads)\n"
+                              "mha.load_state_dict(self.state_dict())\n"
+                              "return mha(query, key, value, mask=mask)",
         "sinusoidal_encoding": "return positions.sinusoidal_positional_encoding(seq_len, d_model)",
         "rotate_pairs": "return positions.apply_rotary_embedding(x, cos, sin)",
     },
@@ -110,6 +113,8 @@ DELEGATIONS: dict[str, dict[str, str]] = {
                                "    ignore_index=ignore_index, label_smoothing=smoothing)",
         "warmup_lr": "from utils.models.translation_transformer import warmup_lr as reference\n"
                      "return reference(step, d_model, warmup_steps, factor)",
+        "train_steps": "from utils.training import train_steps as reference\n"
+                       "return reference(model, batches, optimizer, scheduler, loss_fn, clip_norm)",
         "beam_search": "from utils.beam_search import beam_search as reference\n"
                        "return reference(step, state, batch_size=batch_size, bos_id=bos_id, eos_id=eos_id, "
                        "max_len=max_len,\n                 beam_size=beam_size, alpha=alpha, pad_id=pad_id, "
@@ -122,6 +127,10 @@ DELEGATIONS: dict[str, dict[str, str]] = {
                        "return reference(logits, temperature, top_k, generator)",
         "cached_attention": "from utils.models.gpt import cached_self_attention\n"
                             "return cached_self_attention(attn, x, past)",
+        "GPTBlock": "block = gpt_block(x.shape[-1], self.self_attn.num_heads, self.feed_forward.net[0].out_features)\n"
+                    "block.self_attn, block.feed_forward = self.self_attn, self.feed_forward\n"
+                    "block.attn_branch.norm, block.ff_branch.norm = self.norm1, self.norm2\n"
+                    "return block(x)",
     },
     "10_efficient_attention": {
         "score_matrix_bytes": "return memory.score_matrix_bytes(batch, heads, length, dtype)",

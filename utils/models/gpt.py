@@ -69,6 +69,13 @@ def cached_self_attention(attn: MultiHeadAttention, x: Tensor,
     return attn.out_proj(merge_heads(out)), (k, v)  # (B, t, D)
 
 
+def gpt_block(d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0) -> EncoderBlock:
+    """One GPT layer, (B, T, D) -> (B, T, D): lesson 07's pre-norm block with a causal mask and
+    a GELU MLP, x + attn(LN(x)) then x + MLP(LN(x)) (lesson 09's `GPTBlock` exercise)."""
+    return EncoderBlock(d_model, num_heads, d_ff, dropout, norm_first=True, causal=True,
+                        activation="gelu")
+
+
 class GPT(nn.Module):
     """Decoder-only Transformer: ids (B, T) -> logits (B, T, V), or the loss given targets."""
 
@@ -77,10 +84,8 @@ class GPT(nn.Module):
         c = self.config = config
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout,
                                     positions="learned", padding_idx=c.pad_id)
-        self.blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, causal=True,
-                         activation="gelu")
-            for _ in range(c.num_layers))
+        self.blocks = nn.ModuleList(gpt_block(c.d_model, c.num_heads, c.d_ff, c.dropout)
+                                    for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.d_model)  # pre-norm blocks leave the stream unnormalised
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         _init_weights(self, c)

@@ -108,6 +108,7 @@ def run_lesson(lesson: str, timeout_s: float = 300) -> list[Outcome]:
         return []
     path = solution_path(lesson)
     nb = planted_notebook(nbformat.read(path, as_version=4), mistakes, lesson)
+    saved = dict(os.environ)  # the kernel inherits these; this process (a pytest worker) must not keep them
     os.environ["NBGRADER_EXECUTION"] = "autograde"  # the grading profile: seconds, claims not asserted
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("COURSE_CACHE", tempfile.mkdtemp(prefix="course-cache-"))
@@ -116,7 +117,11 @@ def run_lesson(lesson: str, timeout_s: float = 300) -> list[Outcome]:
     client = NotebookClient(nb, timeout=int(timeout_s), kernel_name="python3",
                             kernel_manager_class=AsyncIpcKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     report = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("name") == "stdout")
     messages = {int(k): v for k, v in json.loads(report.strip().splitlines()[-1]).items()}
     return [Outcome(lesson, m, messages[key]) for key, m in enumerate(mistakes)]

@@ -24,13 +24,14 @@ A check cell looks like this::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import sys
 import sysconfig
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,21 @@ _CLASSIC_ERRORS: tuple[tuple[str, str], ...] = (
     (r"unsupported operand type\(s\) for .*'tuple'|'tuple' and 'Tensor'|'Tensor' and 'tuple'",
      "a tuple used as a tensor: attention returns (output, weights); unpack it, "
      "`out, _ = attn(...)`, before adding or projecting."),
+    (r"torch\.return_types\.(max|min)",
+     "`max`/`min` with a dim return a pair (values, indices): use `.values`, or `amax`/`amin`."),
+    (r"expected sequence of length \d+ at dim",
+     "torch.tensor of lists of different lengths: pad them to the longest first."),
+    (r"Tensors must have same number of dimensions",
+     "torch.cat of tensors with different numbers of dims: a (B,) tensor needs a dim, (B, 1) "
+     "(`x[:, None]`), to join a (B, t) one."),
+    (r"expanded size of the tensor .* must match the existing size",
+     "a tensor (often a bias or a mask) whose size does not fit the one it is broadcast to."),
+    (r"can't multiply sequence by non-int|slice indices must be integers|must be integers",
+     "a float where an int is needed: `/` gives a float, `//` an int."),
+    (r"could not infer output dtype|with a bool tensor is not supported",
+     "arithmetic on a bool tensor: convert it first, `.float()` (or use `~mask` to invert it)."),
+    (r"builtin_function_or_method|'method' object",
+     "a method used without calling it: add the parentheses, e.g. `x.element_size()`."),
     (r"'tuple' object has no attribute",
      "a tuple where a tensor was expected: a function returns (output, weights) and only one of "
      "them was wanted, or the other way round."),
@@ -221,6 +237,26 @@ def explained(err: BaseException, hint: str, who: str = "your code") -> str:
     probably went wrong). Check cells and utils.expected raise `CheckFailed(explained(...)) from err`."""
     where = _where(err.__traceback__)
     return f"{who} raised {type(err).__name__}: {_first_line(err)}{where}.\nProbably {hint}"
+
+
+# a lesson's own classics: (exception type or types, pattern in its message, what probably went wrong)
+Slip = tuple[type[BaseException] | tuple[type[BaseException], ...], str, str]
+
+
+@contextlib.contextmanager
+def known_slips(slips: Sequence[Slip], who: str = "your code") -> Iterator[None]:
+    """Inside a check: an exception raised by one of a lesson's own classic slips (the first of
+    `slips` whose type and pattern match) becomes a CheckFailed with its hint; any other exception,
+    the stub's NotImplementedError included, goes on to `exercise`, which knows the general ones."""
+    try:
+        yield
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is a known slip
+        for kind, pattern, hint in slips:
+            if isinstance(err, kind) and re.search(pattern, str(err)):
+                raise CheckFailed(explained(err, hint, who)) from err
+        raise
 
 
 def _where(tb: Any) -> str:

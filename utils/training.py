@@ -107,13 +107,7 @@ def train(
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: the loss became {loss.item()} at step {log.steps}; "
                                      "lower the learning rate or check the inputs")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        take_step(model, loss, optimizer, scheduler, clip_norm)
         log.losses.append(loss.item())
         if log.steps % 10 == 0:
             progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -132,24 +126,30 @@ def train_steps(
 ) -> list[float]:
     """One optimiser step per batch of `batches`; `loss_fn(model, batch)` -> scalar; the losses.
 
-    Each step, in this order: zero the gradients (else `backward` adds to the last step's), the
-    forward pass and the loss, `backward`, clip the gradients' global norm to `clip_norm` (before
-    the step that uses them; None: no clipping), the optimiser's step, then the scheduler's (after
-    the optimiser's, so that the next step runs at the next rate; None: no schedule). The losses
-    come back as floats: keeping the tensors would keep every step's graph alive.
+    Each step: the forward pass and the loss, then `take_step` (zero the gradients, `backward`,
+    clip, the optimiser's step, then the scheduler's, so that the next step runs at the next
+    rate). The losses come back as floats: keeping the tensors would keep every step's graph alive.
     """
     losses = []
     for batch in batches:
-        optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
-        loss.backward()
-        if clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        take_step(model, loss, optimizer, scheduler, clip_norm)
         losses.append(loss.item())
     return losses
+
+
+def take_step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler | None, clip_norm: float | None) -> None:
+    """From a loss to updated weights: fresh gradients (zeroed, else `backward` adds to the last
+    step's), clipped to a global norm of `clip_norm` before the step that uses them (None: no
+    clipping), the optimiser's step, then the scheduler's (None: no schedule)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -82,7 +82,7 @@ def _gradebook(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     source = read_notebook(out / "source" / lesson / f"{lesson}.ipynb")
-    book = pd_read_gradebook(out / "gradebook.csv")
+    book = _read_gradebook(out / "gradebook.csv")
     book = grading_report.refresh(book, grading_course.entered_scores(out, lesson),
                                   grading_report.written_answers(source))
     graded = grading_report.exercises(source)
@@ -93,7 +93,7 @@ def _gradebook(args: argparse.Namespace) -> int:
     return 0
 
 
-def pd_read_gradebook(path: Path):
+def _read_gradebook(path: Path):
     import pandas as pd
 
     # student ids such as "NA" or "null" are names, not missing values

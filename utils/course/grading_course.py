@@ -241,7 +241,7 @@ def entered_scores(out: Path, lesson: str) -> dict[str, dict[str, float | None]]
         scores = {}
         for submission in gb.find_assignment(lesson).submissions:
             for notebook in submission.notebooks:
-                scores[submission.student.id] = {g.name: g.score if (g.manual_score is not None or
-                                                                     g.auto_score is not None) else None
-                                                 for g in notebook.grades}
+                scores[submission.student.id] = {  # a score entered by hand overrides the autograder's
+                    g.name: g.auto_score if g.manual_score is None else g.manual_score
+                    for g in notebook.grades}
         return scores

@@ -20,6 +20,7 @@ import pandas as pd
 
 GRADED, FAILED, MANUAL = "graded", "could not be graded", "needs manual grading"
 AWAITS = "awaits manual grading in the formgrader: "  # a note in `reason`, followed by the grade ids
+LEFT, RIGHT = ["student_id", "status", "total", "max_score"], ["reason", "flags"]  # around the grade ids
 
 
 @dataclass
@@ -61,8 +62,7 @@ def refresh(book: pd.DataFrame, scores: dict[str, dict[str, float | None]],
     score, a manual score where one was entered): totals and statuses follow; rows that could not
     be graded stay as they were."""
     book = book.copy()
-    ids = [c for c in book.columns if c not in ("student_id", "status", "total", "max_score", "reason",
-                                                 "flags")]
+    ids = [c for c in book.columns if c not in LEFT + RIGHT]
     for index, row in book.iterrows():
         if row["status"] == FAILED or row["student_id"] not in scores:
             continue
@@ -96,7 +96,7 @@ def gradebook(outcomes: list[Outcome], graded: list[tuple[str, float]]) -> pd.Da
             **{g: math.nan if s is None else s for g, s in zip(ids, scores, strict=True)},
             "reason": "; ".join(outcome.problems + outcome.notes), "flags": "; ".join(outcome.flags),
         })
-    columns = ["student_id", "status", "total", "max_score", *ids, "reason", "flags"]
+    columns = [*LEFT, *ids, *RIGHT]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -10,16 +10,15 @@ finds the one a student's output equals, whatever its shape. `conv_errors` and
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.checks import CheckFailed, explained
+from utils.checks import known_slips
 from utils.models.cnn import reachable_inputs, receptive_field
 
 
@@ -154,29 +153,14 @@ def doubling_dilation_mistakes(length: int, kernel_size: int = 3) -> dict[str, l
 # ---------------------------------------------------------------- exceptions
 
 
-def _translating(known: Sequence[tuple[type | tuple[type, ...], str, str]]) -> Callable[[], Any]:
-    @contextlib.contextmanager
-    def errors() -> Iterator[None]:
-        try:
-            yield
-        except NotImplementedError:
-            raise  # not attempted (or a library's own), as checks.exercise expects
-        except Exception as err:  # noqa: BLE001 - re-raised unless it is a known slip
-            for kind, pattern, hint in known:
-                if isinstance(err, kind) and re.search(pattern, str(err)):
-                    raise CheckFailed(explained(err, hint)) from err
-            raise
-    return errors
-
-
-conv_errors = _translating([
+conv_errors = partial(known_slips, [
     (RuntimeError, r"expected input\[.*\] to have \d+ channels",
      "F.conv1d got time where it wants channels: it takes (B, D_in, T), channels before time, so "
      "transpose x (B, T, D_in) with x.transpose(1, 2) before the convolution (and the output back)."),
 ])
 conv_errors.__doc__ = "Inside a check: F.conv1d's layout error becomes a CheckFailed with a hint."
 
-gradient_errors = _translating([
+gradient_errors = partial(known_slips, [
     (TypeError, r"'NoneType' object",
      "x.grad is None: autograd fills .grad only for a tensor created with requires_grad=True "
      "(torch.randn(..., requires_grad=True)), and only after backward()."),

@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.expected.lesson02 import _translating, looks_like  # noqa: F401 - looks_like: for the cells
+from utils.checks import known_slips
+from utils.expected.lesson02 import looks_like  # noqa: F401 - for the cells
 from utils.metrics import bleu
 
 # ---------------------------------------------------------------- shift_right
@@ -56,7 +58,7 @@ def shift_right_mistakes(tgt_out: Tensor, bos_id: int, eos_id: int, pad_id: int)
 
 _BOS_COLUMN = ("torch.cat(..., dim=1) joins tensors with the same number of dims: the <bos> column must "
                "be (B, 1), like tgt_out[:, :1] (indexing with tgt_out[:, 0] drops the dim and gives (B,)).")
-shift_errors = _translating([
+shift_errors = partial(known_slips, [
     (RuntimeError, r"Tensors must have same number of dimensions", _BOS_COLUMN),
     (IndexError, r"Dimension out of range", _BOS_COLUMN),
 ])
@@ -130,7 +132,7 @@ def greedy_mistakes(step: Any, state: Any, **kwargs: Any) -> dict[str, Tensor]:
     }
 
 
-greedy_errors = _translating([
+greedy_errors = partial(known_slips, [
     (RuntimeError, r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\)",
      "one token per vocabulary entry instead of one per row: the logits are (B, V), so take the "
      "argmax over the vocabulary (dim=-1), which gives (B,)."),
@@ -194,7 +196,7 @@ def bleu_mistakes(hypotheses: Sequence[Sequence[str]],
     }
 
 
-bleu_errors = _translating([
+bleu_errors = partial(known_slips, [
     ((ZeroDivisionError, ValueError), r"division by zero|math domain error",
      "a log or a division by zero: an empty hypothesis, or an order n with no match, has 0 matches "
      "(and maybe 0 n-grams); BLEU has no smoothing, so return 0.0 as soon as one order has no match, "

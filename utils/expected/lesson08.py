@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.checks import CheckFailed
+from utils.checks import Slip, known_slips
 from utils.models.transformer import DecoderBlock
 from utils.models.translation_transformer import warmup_scheduler
 
@@ -226,24 +226,23 @@ def tiny_loop(seed: int = 0) -> Loop:
     return Loop(model, batches, optimizer, scheduler, _classify, clip_norm=0.05)
 
 
+_LOOP_SLIPS: tuple[Slip, ...] = (
+    (AttributeError, r"'float' object has no attribute 'backward'",
+     "your loop called backward() on a Python float: loss.item() turns the loss into a number without "
+     "a graph. Call loss.backward() on the tensor, and append loss.item() to the list."),
+    (TypeError, r"'method' object is not iterable",
+     "a method was passed where its result belongs: model.parameters() needs its parentheses "
+     "(clip_grad_norm_ takes the parameters themselves)."),
+)
+
+
 def run_loop(train_steps: Callable, seed: int = 0) -> tuple[Any, Tensor]:
     """(what `train_steps` returned, the parameters it left) on a fresh `tiny_loop(seed)`.
 
     Two classic errors raised inside a loop get a hint here (the others reach `checks.exercise`)."""
     loop = tiny_loop(seed)
-    try:
+    with known_slips(_LOOP_SLIPS):
         losses = train_steps(*loop.args())
-    except AttributeError as err:
-        if "'float' object has no attribute 'backward'" in str(err):
-            raise CheckFailed("your loop called backward() on a Python float: loss.item() turns the loss "
-                              "into a number without a graph. Call loss.backward() on the tensor, and "
-                              "append loss.item() to the list") from err
-        raise
-    except TypeError as err:
-        if "'method' object is not iterable" in str(err):
-            raise CheckFailed("a method was passed where its result belongs: model.parameters() needs "
-                              "its parentheses (clip_grad_norm_ takes the parameters themselves)") from err
-        raise
     return losses, loop.parameters()
 
 

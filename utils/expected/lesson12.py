@@ -10,16 +10,15 @@ values come from the exercises' references in `utils` (`train.accumulate_gradien
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from utils.checks import CheckFailed
+from utils.checks import Slip, known_slips
 from utils.distributed.tensor_parallel import head_slice, partial_outputs
 
 # ---------------------------------------------------------------- accumulate_gradients
@@ -111,34 +110,24 @@ OTHER_RANKS_HEADS = ("it read weights that belong to other ranks' heads (NaN on 
 
 _LOAD = ('load_state_dict got a dict that is not the one it saved: the checkpoint is {"model": ..., '
          '"optimizer": ..., "step": ...}, so load state["model"] into the model and state["optimizer"] '
-         "into the optimizer")
+         "into the optimizer.")
 
 # (exception type, pattern in its message, what probably went wrong); the first match wins
-_KNOWN: tuple[tuple[type[BaseException], str, str], ...] = (
+_KNOWN: tuple[Slip, ...] = (
     (AttributeError, r"has no attribute 'no_sync'",
      "a plain module has no no_sync() (only DDP has it): use contextlib.nullcontext() instead when "
-     "hasattr(model, 'no_sync') is False"),
+     "hasattr(model, 'no_sync') is False."),
     (FileNotFoundError, r"->",
      "os.replace(source, destination) moves the first onto the second: write the temporary file, "
-     "then os.replace(tmp, path)"),
+     "then os.replace(tmp, path)."),
     (FileNotFoundError, r"",
      "a file that is not there: after os.replace(tmp, path) the temporary file no longer exists, so "
      "remove it only if it still exists (after a failed save); and path does not exist before the first "
-     "save"),
+     "save."),
     (RuntimeError, r"Error\(s\) in loading state_dict", _LOAD),
     ((KeyError, ValueError), r"param_groups|parameter group|'state'", _LOAD),
 )
 
 
-@contextlib.contextmanager
-def known_errors() -> Iterator[None]:
-    """Inside a check: an exception raised by one of this lesson's classic slips becomes a hint."""
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001 - re-raised unless it is a known slip
-        first = (str(err).strip().splitlines() or [""])[0]
-        for kind, pattern, hint in _KNOWN:
-            if isinstance(err, kind) and re.search(pattern, str(err)):
-                raise CheckFailed(f"your code raised {type(err).__name__}: {first}.\n"
-                                  f"Probably {hint}.") from err
-        raise
+known_errors = partial(known_slips, _KNOWN)
+known_errors.__doc__ = "Inside a check: an exception from one of this lesson's classic slips becomes a hint."

@@ -1,6 +1,7 @@
 # The two commands of the README, plus release. Each sets itself up on a fresh machine
-# with only Python 3.10+ and make: a virtual environment in .venv, the course installed
-# into it with `pip install -e .`.
+# with only Python 3.10+ and make: a virtual environment in .venv, the course (utils, `-e .`)
+# and the instructors' tools (course_tools, `-e ./instructor` in requirements-dev.txt) installed
+# into it in one pip command.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ READY  := $(VENV)/.ready
 
 .PHONY: lab test test-newest release check lint gpu-check claims clean
 
-$(READY): requirements.txt requirements-dev.txt pyproject.toml
+$(READY): requirements.txt requirements-dev.txt pyproject.toml instructor/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "Python 3.10 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -39,23 +40,23 @@ test-newest:
 
 ## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
 release: $(READY)
-	$(BIN)/python -m utils.course release
+	$(BIN)/python -m course_tools release
 
 ## every notebook at the GPU profile on this machine's GPU, and under a T4's limits;
-## writes docs/gpu_check.md (needs a CUDA GPU; `python -m utils.course gpu-check --dry-run` lists the runs)
+## writes docs/gpu_check.md (needs a CUDA GPU; `python -m course_tools gpu-check --dry-run` lists the runs)
 gpu-check: $(READY)
-	$(BIN)/python -m utils.course gpu-check
+	$(BIN)/python -m course_tools gpu-check
 
 ## every asserted claim rerun over 5 seeds x 1-2 threads, each with a fresh cache (under an hour;
-## not in CI): writes docs/claims.md and docs/claims.json (`python -m utils.course.claims --help`)
+## not in CI): writes docs/claims.md and docs/claims.json (`python -m course_tools.claims --help`)
 claims: $(READY)
-	$(BIN)/python -m utils.course.claims
+	$(BIN)/python -m course_tools.claims
 
 check: $(READY)
-	$(BIN)/python -m utils.course check
+	$(BIN)/python -m course_tools check
 
 lint: $(READY)
-	$(BIN)/ruff check utils tests
+	$(BIN)/ruff check utils instructor tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

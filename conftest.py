@@ -5,7 +5,7 @@
 - a notebook that executed no cell fails the run (nbval alone would pass it silently);
 - trained models are cached in a fresh folder per run (`COURSE_CACHE`);
 - kernels talk over Unix sockets, so two workers starting kernels at once cannot race for a
-  TCP port (utils/course/kernels.py).
+  TCP port (instructor/course_tools/kernels.py).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if "COURSE_CACHE" not in os.environ:
         os.environ["COURSE_CACHE"] = tempfile.mkdtemp(prefix="course-cache-")
     if "IPYTHONDIR" not in os.environ:  # kernels inherit it: no ANSI colours in tracebacks
-        from utils.course.gpu_check import plain_traceback_ipython_dir
+        from course_tools.gpu_check import plain_traceback_ipython_dir
 
         ipython_dir = plain_traceback_ipython_dir(Path(tempfile.mkdtemp(prefix="course-ipython-")))
         os.environ["IPYTHONDIR"] = str(ipython_dir)
     import nbval.kernel
 
-    from utils.course.kernels import IpcKernelManager
+    from course_tools.kernels import IpcKernelManager
 
     nbval.kernel.KernelManager = IpcKernelManager  # nbval's start_new_kernel builds its manager from here
 

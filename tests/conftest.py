@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.course.config import repo_root
+from course_tools.config import repo_root
 
 
 @pytest.fixture(scope="session")

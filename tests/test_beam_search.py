@@ -121,5 +121,5 @@ def test_cached_and_uncached_decoding_steps_agree() -> None:
             logits, state = model.step(tokens[:, : t + 1], state)
             steps.append(logits)
         full = model(src, src != PAD, tokens)  # (B, 6, V)
-    assert state["self_k0"].shape[2] == 6
+    assert state["cache"].length() == 6 and state["memory_cache"].length() == 6  # S = 6 source tokens
     torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=1e-4)

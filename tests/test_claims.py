@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 import utils
+from course_tools import claims as report
 from utils.claims import claim, margin
-from utils.course import claims as report
 
 
 @pytest.fixture
@@ -109,14 +109,16 @@ def test_course_seed_must_be_an_integer(monkeypatch) -> None:
 
 def test_course_seed_changes_the_runs_and_splits_of_the_experiments(monkeypatch) -> None:
     from utils.distributed.train import TrainConfig
-    from utils.experiments import part1, part2, part3
+    from utils.experiments import common, sentiment, text_to_text
 
     monkeypatch.delenv("COURSE_SEED", raising=False)
-    default = (part1.SentimentSplit(), part2.ReviewTask(), part3.TextToTextSplit(), TrainConfig())
+    def splits() -> tuple:
+        return sentiment.SentimentSplit(), common.ReviewTask(), text_to_text.TextToTextSplit(), TrainConfig()
+
+    default = splits()
     assert all(x.seed == 0 for x in default)  # unset: today's runs, cache keys included
     monkeypatch.setenv("COURSE_SEED", "2")
-    assert (part1.SentimentSplit(), part2.ReviewTask(), part3.TextToTextSplit(), TrainConfig()) == tuple(
-        replace(x, seed=2) for x in default)
+    assert splits() == tuple(replace(x, seed=2) for x in default)
 
 
 def test_setup_seeds_with_the_shifted_seed(monkeypatch, capsys) -> None:

@@ -21,8 +21,8 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from utils.course.config import CourseConfig
-from utils.course.stamp import setup_source
+from course_tools.config import CourseConfig
+from course_tools.stamp import setup_source
 
 if sys.version_info >= (3, 11):
     import tomllib

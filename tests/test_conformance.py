@@ -7,10 +7,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.course import authoring, conformance
-from utils.course.config import lessons, load_config, solution_path, student_path
-from utils.course.release import read_notebook, student_version
-from utils.course.stamp import stamp
+from course_tools import authoring, conformance
+from course_tools.config import lessons, load_config, solution_path, student_path
+from course_tools.release import read_notebook, student_version
+from course_tools.stamp import stamp
 
 
 @pytest.mark.parametrize("lesson", lessons())

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_tools.grading import flags
 from utils import checks
-from utils.course import grading_flags
 from utils.distributed import collectives
 
 SOFTMAX = [torch.softmax, torch.Tensor.softmax, F.softmax]
@@ -168,7 +168,7 @@ def test_the_grader_reads_the_verdict_from_the_check_cells_outputs() -> None:
         nbformat.v4.new_code_cell("print('x: delegated to `y`')", outputs=[  # not a check cell: ignored
             nbformat.v4.new_output("stream", name="stdout", text="x: delegated to `y`\n")]),
     ])
-    assert grading_flags.delegations(nb) == [
+    assert flags.delegations(nb) == [
         "delegated: layer_norm -> F.layer_norm, torch.layer_norm",
         "delegated: SelfAttention -> attention.MultiHeadAttention",
     ]

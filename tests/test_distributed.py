@@ -256,6 +256,23 @@ def test_a_batch_that_does_not_split_is_refused_with_advice() -> None:
         train.TrainConfig(global_batch=16, accum_steps=2).validate(world_size=3)
 
 
+def test_the_scripts_micro_batches_add_up_to_the_whole_batchs_gradient() -> None:
+    cfg = train.TrainConfig(num_samples=16, global_batch=8, seq_len=8, d_model=16, num_heads=2, d_ff=32,
+                            num_layers=1)
+    dataset, vocab_size = train.dataset_for(cfg)
+    torch.manual_seed(0)
+    model = train.build_model(cfg, vocab_size)
+    whole = copy.deepcopy(model)
+    batch = dataset.tensors[0][:8]  # (B, T+1)
+    no_scaling = torch.amp.GradScaler("cpu", enabled=False)
+    loss = train.backward_micro_batches(model, batch.chunk(4), None, no_scaling)  # 4 micro-batches of 2
+    expected = train.next_token_loss(whole, batch)
+    expected.backward()
+    torch.testing.assert_close(loss, expected.detach())
+    for mine, reference in zip(model.parameters(), whole.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, reference.grad, atol=1e-6, rtol=1e-5)
+
+
 def test_training_as_a_group_of_one_lowers_the_loss_and_writes_metrics(tmp_path: Path) -> None:
     run = launch.run("utils.distributed.train", {"steps": 12, "strategy": "manual", "log_every": 100,
                                                  "check_grads": True}, in_process=True, out_dir=tmp_path)
@@ -267,6 +284,16 @@ def test_training_as_a_group_of_one_lowers_the_loss_and_writes_metrics(tmp_path:
 
 
 # ---------------------------------------------------------------- the launcher's refusals
+
+
+def test_the_gradient_check_compares_true_gradients_under_float16_scaling(tmp_path: Path) -> None:
+    # The scaler multiplies the loss by 2**16 before backward; the replica's gradients are not
+    # scaled, so comparing without dividing by the scale would report a difference of thousands.
+    run = launch.run("utils.distributed.train", {"steps": 2, "strategy": "manual", "amp": "fp16",
+                                                 "log_every": 100, "check_grads": True},
+                     in_process=True, out_dir=tmp_path)
+    check = run.metrics["grad_check"]
+    assert check["max_abs_diff"] < 1e-3 * max(1.0, check["grad_norm"]), check
 
 
 def test_asking_for_more_gpus_than_exist_is_refused(monkeypatch) -> None:

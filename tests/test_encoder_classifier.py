@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from utils.models.attention import MultiHeadAttention
 from utils.models.encoder_classifier import EncoderClassifier, EncoderClassifierConfig, masked_mean
-from utils.models.transformer import RotaryMultiHeadAttention
 
 
 def _model(seed: int = 0, **overrides) -> EncoderClassifier:
@@ -67,7 +67,7 @@ def test_word_order_changes_the_logits(positions: str) -> None:
 
 def test_rotary_attention_is_not_permutation_equivariant() -> None:
     torch.manual_seed(0)
-    attn = RotaryMultiHeadAttention(8, 2).eval()
+    attn = MultiHeadAttention(8, 2, rotary=True).eval()
     x, perm = torch.randn(1, 6, 8), torch.tensor([5, 2, 0, 1, 4, 3])
     shuffled = x[:, perm]
     assert not torch.allclose(attn(shuffled, shuffled, shuffled)[0], attn(x, x, x)[0][:, perm], atol=1e-4)
@@ -75,14 +75,14 @@ def test_rotary_attention_is_not_permutation_equivariant() -> None:
 
 def test_rotary_attention_has_the_parameters_of_plain_attention() -> None:
     rotary, plain = _model(positions="rotary"), _model(positions="sinusoidal")
-    assert isinstance(rotary.blocks[0].self_attn, RotaryMultiHeadAttention)
+    assert rotary.blocks[0].self_attn.rotary is not None and plain.blocks[0].self_attn.rotary is None
     assert {n: p.shape for n, p in rotary.blocks.named_parameters()} == {
         n: p.shape for n, p in plain.blocks.named_parameters()}
 
 
 def test_rotary_scores_depend_only_on_the_offset_between_positions() -> None:
     torch.manual_seed(0)
-    attn = RotaryMultiHeadAttention(8, 2).eval()
+    attn = MultiHeadAttention(8, 2, rotary=True).eval()
     x = torch.randn(1, 1, 8).expand(1, 6, 8)  # the same token at every position
     weights = attn(x, x, x)[1]  # (1, H, 6, 6)
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
@@ -148,7 +148,7 @@ def test_an_unknown_pooling_or_position_scheme_is_refused() -> None:
 
 def test_rotary_attention_fast_path_equals_the_explicit_path() -> None:
     torch.manual_seed(0)
-    attn = RotaryMultiHeadAttention(8, 2).eval()
+    attn = MultiHeadAttention(8, 2, rotary=True).eval()
     x = torch.randn(2, 5, 8)
     mask = (torch.arange(5)[None, :] < torch.tensor([5, 2])[:, None])[:, None, None, :]  # (B, 1, 1, T)
     fast, none = attn(x, x, x, mask=mask, need_weights=False)
@@ -158,7 +158,7 @@ def test_rotary_attention_fast_path_equals_the_explicit_path() -> None:
 
 
 def test_rotary_attention_gives_a_query_without_keys_no_nan() -> None:
-    attn = RotaryMultiHeadAttention(8, 2).eval()
+    attn = MultiHeadAttention(8, 2, rotary=True).eval()
     x = torch.randn(1, 3, 8)
     nothing = torch.zeros(1, 1, 1, 3, dtype=torch.bool)
     assert torch.isfinite(attn(x, x, x, mask=nothing, need_weights=False)[0]).all()

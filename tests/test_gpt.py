@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.models.gpt import GPT, GPTConfig, cached_self_attention, parameter_count
-from utils.models.transformer import EncoderBlock
+from utils.models.attention import KVCache, MultiHeadAttention
+from utils.models.gpt import GPT, GPTConfig, cached_self_attention, gpt_block, parameter_count
+from utils.models.translation_transformer import Transformer, TransformerConfig
 from utils.sampling import sample_next, top_k_filter
 from utils.training import count_parameters
 
@@ -55,7 +56,7 @@ def test_parameter_count_matches_the_formula(tie: bool) -> None:
 
 def test_cached_attention_equals_full_causal_attention() -> None:
     torch.manual_seed(0)
-    block = EncoderBlock(32, 4, 64, causal=True).eval()
+    block = gpt_block(32, 4, 64).eval()
     x = torch.randn(2, 9, 32)
     full, _ = block.self_attn(x, x, x, is_causal=True)
     first, past = cached_self_attention(block.self_attn, x[:, :5])  # a prompt of 5 tokens
@@ -75,6 +76,32 @@ def test_forward_cached_in_chunks_equals_forward() -> None:
     logits_c, _ = model.forward_cached(ids[:, 9:], past)
     torch.testing.assert_close(torch.cat([logits_a, logits_b, logits_c], 1), model(ids),
                                atol=1e-5, rtol=1e-4)
+
+
+def test_the_gpt_and_the_translation_decoder_share_one_kv_cache_type() -> None:
+    _, gpt_cache = _gpt().forward_cached(torch.randint(1, 37, (2, 3)))
+    translator = Transformer(TransformerConfig(20, 20, d_model=16, num_heads=2, d_ff=32, dropout=0.0))
+    state = translator.start(torch.randint(3, 20, (2, 5)))
+    assert type(gpt_cache) is type(state["cache"]) is type(state["memory_cache"]) is KVCache
+    assert gpt_cache.length() == 3 and state["memory_cache"].length() == 5
+
+
+def test_forward_cached_leaves_the_callers_cache_as_it_was() -> None:
+    model = _gpt()
+    _, past = model.forward_cached(torch.randint(1, 37, (2, 4)))
+    _, longer = model.forward_cached(torch.randint(1, 37, (2, 2)), past)
+    assert past.length() == 4 and longer.length() == 6
+
+
+def test_cached_rotary_attention_equals_full_causal_attention() -> None:
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 2, rotary=True).eval()
+    x = torch.randn(2, 7, 16)
+    full, _ = attn(x, x, x, is_causal=True)
+    cache = KVCache()
+    chunks = [attn(x[:, a:b], x[:, a:b], x[:, a:b], is_causal=True, cache=cache)[0]
+              for a, b in ((0, 3), (3, 4), (4, 7))]  # the rotary offset is the cache's length
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("temperature, top_k", [(0.0, None), (1.0, None), (0.8, 5)],

@@ -1,4 +1,4 @@
-"""utils.course.gpu_check (`make gpu-check`): what it plans, how it runs one notebook, its report.
+"""course_tools.gpu_check (`make gpu-check`): what it plans, how it runs one notebook, its report.
 
 The GPU run itself needs a GPU; here the runner executes small notebooks on the CPU.
 """
@@ -16,9 +16,9 @@ import nbformat
 import pytest
 import torch
 
+from course_tools import gpu_check
+from course_tools.config import lessons
 from utils import bench, runtime
-from utils.course import gpu_check
-from utils.course.config import lessons
 
 
 def test_the_plan_covers_every_notebook_under_both_conditions() -> None:

@@ -1,4 +1,4 @@
-"""`python -m utils.course grade`: a class built from the real lesson notebook, graded end to end.
+"""`python -m course_tools grade`: a class built from the real lesson notebook, graded end to end.
 
 One class, graded once with the command (two at a time, short cell timeout, 3 GiB memory
 limit): each student's notebook is the lesson's solution or student version with cells
@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
 
-from utils.course import sandbox
-from utils.course.__main__ import main as course_main
-from utils.course.config import solution_path, student_path
-from utils.course.grade import GradingError, Options, grade
-from utils.course.grading_course import OutputError
-from utils.course.grading_intake import IntakeError
-from utils.course.grading_report import MANUAL, awaiting_note, exercises, written_answers
+from course_tools.__main__ import main as course_main
+from course_tools.config import solution_path, student_path
+from course_tools.grading import sandbox
+from course_tools.grading.course import OutputError
+from course_tools.grading.grade import GradingError, Options, grade
+from course_tools.grading.intake import IntakeError
+from course_tools.grading.report import MANUAL, awaiting_note, exercises, written_answers
 
 pytestmark = pytest.mark.slow
 LESSON = "00_course_tour"
@@ -165,7 +165,7 @@ def hashes(folder: Path) -> dict[str, str]:
 
 
 def run_grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "utils.course", "grade", LESSON, "--submissions", str(submissions),
+    command = [sys.executable, "-m", "course_tools", "grade", LESSON, "--submissions", str(submissions),
                "--out", str(out), "--cell-timeout", str(CELL_TIMEOUT_S), "--memory-limit", str(MEMORY_GIB),
                *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -260,7 +260,7 @@ def test_a_broken_grading_environment_stops_before_any_student_is_graded(tmp_pat
     (broken / "__init__.py").write_text("raise ImportError('simulated: libtorch_cuda.so: failed to map')")
     write(tmp_path / "submissions" / "perfect", solution())
     # unsandboxed: bubblewrap would hide tmp_path from the kernel
-    command = [sys.executable, "-m", "utils.course", "grade", LESSON, "--sandbox", "none",
+    command = [sys.executable, "-m", "course_tools", "grade", LESSON, "--sandbox", "none",
                "--submissions", str(tmp_path / "submissions"), "--out", str(tmp_path / "out")]
     env = {**os.environ, "PYTHONPATH": str(broken.parent)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
@@ -399,7 +399,7 @@ def test_output_inside_the_submissions_is_refused(tmp_path: Path) -> None:
 
 
 def test_command_without_submissions_folder_fails_with_a_message(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "utils.course", "grade", LESSON, "--submissions",
+    result = subprocess.run([sys.executable, "-m", "course_tools", "grade", LESSON, "--submissions",
                              str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
                             capture_output=True, text=True, env={**os.environ}, timeout=120)
     assert result.returncode == 2 and "no such folder" in result.stderr

@@ -2,8 +2,8 @@
 and a version whose every exercise delegates to what its check forbids scores zero, flagged.
 
 Parametrized over `lessons()`, so a new lesson is covered as soon as it exists in solutions/.
-One class of three submissions per lesson, graded in parallel by `utils.course.grade.grade`, the
-function behind `python -m utils.course grade` (called in-process: its worker processes are
+One class of three submissions per lesson, graded in parallel by `course_tools.grading.grade.grade`, the
+function behind `python -m course_tools grade` (called in-process: its worker processes are
 then forked from one server for all lessons, instead of one per command).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.course import grading_report
-from utils.course.config import lessons, solution_path, student_path
-from utils.course.grade import Options, grade
+from course_tools.config import lessons, solution_path, student_path
+from course_tools.grading import report
+from course_tools.grading.grade import Options, grade
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,7 @@ DELEGATIONS: dict[str, dict[str, str]] = {
                        "device=device)",
     },
     "09_decoder_only_gpt": {
-        "answer_loss": "return part3.answer_loss(model, batch)",
+        "answer_loss": "return text_to_text.answer_loss(model, batch)",
         "gpt_parameter_count": "return count_parameters(GPT(c))",
         "sample_next": "from utils.sampling import sample_next as reference\n"
                        "return reference(logits, temperature, top_k, generator)",
@@ -194,11 +194,11 @@ def test_solution_scores_full_marks_and_student_version_zero(lesson: str, tmp_pa
 
     # written answers wait for the formgrader (tests/test_grading_written.py); left blank, they score 0
     source = nbformat.read(solution_path(lesson), as_version=4)
-    written = grading_report.written_answers(source)
-    by_hand = sum(points for grade_id, points in grading_report.exercises(source) if grade_id in written)
-    answered = grading_report.MANUAL if written else grading_report.GRADED
-    assert book["status"].to_dict() == {"solution": answered, "student": grading_report.GRADED,
-                                        "delegating": grading_report.GRADED}, book["reason"].to_dict()
+    written = report.written_answers(source)
+    by_hand = sum(points for grade_id, points in report.exercises(source) if grade_id in written)
+    answered = report.MANUAL if written else report.GRADED
+    assert book["status"].to_dict() == {"solution": answered, "student": report.GRADED,
+                                        "delegating": report.GRADED}, book["reason"].to_dict()
     assert book.loc["solution", "max_score"] > 0
     assert book.loc["solution", "total"] == book.loc["solution", "max_score"] - by_hand, \
         book.loc["solution"].to_dict()

@@ -16,13 +16,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.course import grading_flags, sandbox
-from utils.course.grading_course import restore_deleted_cells
-from utils.course.grading_intake import find_one, unreadable
-from utils.course.grading_integrity import Watch
-from utils.course.grading_memory import MemoryGuard
-from utils.course.grading_report import Outcome, gradebook, summary
-from utils.course.grading_worker import Task, _exit_note, notebook_problems, write_kernelspec
+from course_tools.grading import flags, sandbox
+from course_tools.grading.course import restore_deleted_cells
+from course_tools.grading.intake import find_one, unreadable
+from course_tools.grading.integrity import Watch
+from course_tools.grading.memory import MemoryGuard
+from course_tools.grading.report import Outcome, gradebook, summary
+from course_tools.grading.worker import Task, _exit_note, notebook_problems, write_kernelspec
 
 
 @pytest.fixture
@@ -95,13 +95,13 @@ def test_unknown_sandbox_choice_is_refused() -> None:
     ("!rm -rf /", "runs shell commands"),
 ])
 def test_code_that_reaches_for_the_grading_machinery_is_flagged(source: str, flag: str) -> None:
-    assert flag in grading_flags.code_flags(source, {"checks", "torch"})
+    assert flag in flags.code_flags(source, {"checks", "torch"})
 
 
 def test_ordinary_student_code_is_not_flagged() -> None:
     source = "class Net:\n    def __init__(self):\n        self.weight = 1\n"
     source += "model = Net()\nmodel.weight = 2\n%time x = 1"
-    assert grading_flags.code_flags(source, {"checks", "torch"}) == set()
+    assert flags.code_flags(source, {"checks", "torch"}) == set()
 
 
 def _graded_cell(grade_id: str, source: str, check: bool = True) -> nbformat.NotebookNode:
@@ -124,7 +124,7 @@ def test_deleted_and_edited_cells_are_named() -> None:
                                                _graded_cell("b_check", "check(b)\nhidden(b)")])
     submitted = _released()
     submitted.cells = [submitted.cells[1], _graded_cell("a_check", "pass")]
-    assert grading_flags.restored_cell_flags(submitted, _released(), solution) == [
+    assert flags.restored_cell_flags(submitted, _released(), solution) == [
         "edited check cell a_check (restored)", "deleted exercise cell b (restored)",
         "deleted check cell b_check (restored)"]
 

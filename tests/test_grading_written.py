@@ -1,6 +1,6 @@
 """Written answers, end to end: autograde leaves them for the formgrader and the gradebook says so;
 scores entered in the formgrader (nbgrader's gradebook.db, as the formgrader writes it) come back
-into gradebook.csv with `python -m utils.course gradebook`."""
+into gradebook.csv with `python -m course_tools gradebook`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
 
-from utils.course.config import solution_path, student_path
-from utils.course.grading_report import AWAITS, GRADED, MANUAL, exercises, written_answers
-from utils.course.grading_worker import COURSE_ID
+from course_tools.config import solution_path, student_path
+from course_tools.grading.report import AWAITS, GRADED, MANUAL, exercises, written_answers
+from course_tools.grading.worker import COURSE_ID
 
 pytestmark = pytest.mark.slow
 LESSON = "00_course_tour"
@@ -26,7 +26,7 @@ def _read(out: Path) -> pd.DataFrame:
 
 
 def _course(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "utils.course", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "course_tools", *args], capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -70,14 +70,14 @@ def test_written_answers_round_trip_through_the_formgrader(tmp_path: Path) -> No
     summary = pd.read_csv(out / "summary.csv").set_index("exercise")
     assert summary.loc["total", "scored"] == 2
 
-    again = [sys.executable, "-m", "utils.course", "grade", LESSON, "--submissions", str(submissions),
+    again = [sys.executable, "-m", "course_tools", "grade", LESSON, "--submissions", str(submissions),
              "--out", str(out)]
     refused = subprocess.run(again, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "entered in the formgrader" in refused.stderr
 
 
 def test_gradebook_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "utils.course", "gradebook", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "course_tools", "gradebook", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "is not an output folder of `python -m utils.course grade`" in result.stderr
+    assert "is not an output folder of `python -m course_tools grade`" in result.stderr

@@ -1,4 +1,4 @@
-"""Kernels started side by side never collide (utils/course/kernels.py)."""
+"""Kernels started side by side never collide (instructor/course_tools/kernels.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbval.kernel
 
-from utils.course.kernels import IpcKernelManager
+from course_tools.kernels import IpcKernelManager
 
 
 def test_the_suite_starts_its_notebook_kernels_on_unix_sockets():

@@ -1,4 +1,4 @@
-"""The catalogue of planted mistakes (utils/course/mistakes): every one is caught by its visible
+"""The catalogue of planted mistakes (instructor/course_tools/mistakes): every one is caught by its visible
 check, and at least 80 % of each lesson's get a hint that names the mistake. The table of shares
 closes the test run (section "reports")."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from utils.course.config import lessons, solution_path
-from utils.course.mistakes import CatalogueError, Mistake
-from utils.course.mistakes.run import catalogue, planted_notebook, run_lesson, table
+from course_tools.config import lessons, solution_path
+from course_tools.mistakes import CatalogueError, Mistake
+from course_tools.mistakes.run import catalogue, planted_notebook, run_lesson, table
 
 SPECIFIC_SHARE = 0.8
 _outcomes: dict[str, list] = {}
@@ -25,7 +25,7 @@ def test_every_lesson_has_a_catalogue_with_three_mistakes_per_exercise():
     for lesson in lessons():
         planted = catalogue(lesson)
         names = {m.exercise for m in planted}
-        assert planted, f"{lesson}: no planted mistakes (utils/course/mistakes/l{lesson[:2]}.py)"
+        assert planted, f"{lesson}: no planted mistakes (instructor/course_tools/mistakes/l{lesson[:2]}.py)"
         thin = sorted(n for n in names if sum(m.exercise == n for m in planted) < 3)
         assert not thin, f"{lesson}: fewer than 3 planted mistakes for {thin}"
 

@@ -4,8 +4,9 @@ One fresh Python is made to look like Windows where the course could notice: the
 modules `fcntl` and `resource` cannot be imported, neither can Triton (no Windows or macOS
 wheels), and `os.uname`, `os.killpg`, `os.sysconf`, `signal.SIGKILL` and PyTorch's
 `HashStore` (absent from its Windows build) are removed. Then every module a notebook can
-import is imported, and the lesson paths that must work there are run. `utils.course`
-(authoring, release, grading) is for instructors on Linux and is left out.
+import is imported, and the lesson paths that must work there are run. `course_tools`
+(authoring, release, grading: instructor/) is for instructors on Linux; it is made unimportable
+here, which also shows that no module of `utils` needs it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from utils.distributed import launch
 
 pytestmark = pytest.mark.slow  # one subprocess that imports torch and the course: a few seconds
 
-INSTRUCTOR_ONLY = ("utils.course", "utils.bench.grading")  # Linux tools; grading.py imports utils.course
-
 SIMULATION = r'''
 import json, os, signal, sys
 for name in ("fcntl", "resource", "triton", "triton.language", "triton.testing", "psutil"):
     sys.modules[name] = None  # `import fcntl` now raises ImportError, as on Windows
+sys.modules["course_tools"] = None  # not installed for students
 
 import torch, torch.distributed as dist
 import torch.distributed.elastic.multiprocessing  # torch's own modules, before the removals below
@@ -40,8 +40,6 @@ import utils
 
 report = {"failed imports": {}, "imported": []}
 for info in pkgutil.walk_packages(utils.__path__, "utils."):
-    if info.name.startswith(INSTRUCTOR_ONLY):
-        continue
     try:
         importlib.import_module(info.name)
         report["imported"].append(info.name)
@@ -68,17 +66,17 @@ from utils.bench import attention as bench_attention
 real_platform, sys.platform = sys.platform, "win32"
 report["can measure"] = memory.can_measure("cpu")
 report["measure peaks"] = outcome(lambda: memory.measure_peaks([memory.AttentionCall("naive", 8)]))
-report["benchmark peak"] = outcome(lambda: bench_attention._cpu_peak_here(
-    "naive", batch=1, heads=1, length=8, head_dim=16, dtype="float32", is_causal=False, block_size=8))
+report["benchmark peak"] = outcome(lambda: bench_attention.peak_memory_bytes(
+    "naive", batch=1, heads=1, length=8, head_dim=16, block_size=8))
 sys.platform = real_platform
 report["free bytes"] = outcome(lambda: bench_attention._free_bytes(torch.device("cpu")))
 
 # File locks: none on Windows, and the blocks they guard still run.
-from utils import bench, training
+from utils import bench, run_cache
 os.environ[bench.TIMING_LOCK_ENV] = os.path.join(sys.argv[1], "timing.lock")
 report["timing"] = outcome(lambda: bench.time_it(lambda: None, repeat=1).median >= 0)
 def cache_lock():
-    with training._exclusive(__import__("pathlib").Path(sys.argv[1]) / "model.lock", "model"):
+    with run_cache._exclusive(__import__("pathlib").Path(sys.argv[1]) / "model.lock", "model"):
         return True
 report["cache lock"] = outcome(cache_lock)
 
@@ -102,10 +100,9 @@ print("REPORT " + json.dumps(report))
 def windows_like(tmp_path_factory, root: Path) -> dict:
     """What the simulated Windows Python reported (see the module's doc)."""
     scratch = tmp_path_factory.mktemp("windows-like")
-    script = f"INSTRUCTOR_ONLY = {INSTRUCTOR_ONLY!r}\n" + SIMULATION
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
     env.pop("COURSE_TIMING_LOCK", None)
-    done = subprocess.run([sys.executable, "-c", script, str(scratch)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", SIMULATION, str(scratch)], capture_output=True, text=True,
                           env=env, cwd=scratch, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(l for l in done.stdout.splitlines() if l.startswith("REPORT "))
@@ -114,8 +111,9 @@ def windows_like(tmp_path_factory, root: Path) -> dict:
 
 def test_every_student_facing_module_imports_without_unix_only_modules_and_triton(windows_like) -> None:
     assert windows_like["failed imports"] == {}
-    assert {"utils.bench.attention", "utils.memory", "utils.training", "utils.models.triton_attention",
-            "utils.distributed.launch", "utils.distributed.train"} <= set(windows_like["imported"])
+    assert {"utils.bench.attention", "utils.memory", "utils.training", "utils.run_cache",
+            "utils.models.triton_attention", "utils.distributed.launch",
+            "utils.distributed.train"} <= set(windows_like["imported"])
 
 
 def test_lesson_10_shows_the_triton_kernel_without_triton_and_says_what_to_do(windows_like) -> None:

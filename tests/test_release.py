@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.course import conformance
-from utils.course.config import lessons, solution_path, student_path
-from utils.course.release import ReleaseError, out_of_sync, read_notebook, release
+from course_tools import conformance
+from course_tools.config import lessons, solution_path, student_path
+from course_tools.release import ReleaseError, out_of_sync, read_notebook, release
 
 
 def test_notebooks_are_in_sync_with_solutions(root: Path) -> None:

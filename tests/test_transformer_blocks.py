@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from utils.models.transformer import DecoderBlock, EncoderBlock, TokenEmbedding
+from utils.models.transformer import CausalSelfAttentionBlock, DecoderBlock, EncoderBlock, TokenEmbedding
 
 
 def _copy_into_torch_layer(block: EncoderBlock, layer: nn.TransformerEncoderLayer) -> None:
@@ -75,3 +75,12 @@ def test_token_embedding_without_positions_is_the_scaled_token_vector() -> None:
     assert not any(name.startswith("positions") for name, _ in embed.named_parameters())
     with pytest.raises(ValueError, match="'sinusoidal', 'learned' or 'none'"):
         TokenEmbedding(20, 8, positions="rotary")
+
+
+def test_the_causal_block_has_the_encoder_blocks_parameters_and_hides_the_future() -> None:
+    torch.manual_seed(0)
+    causal, plain = CausalSelfAttentionBlock(16, 4, 32).eval(), EncoderBlock(16, 4, 32).eval()
+    assert list(causal.state_dict()) == list(plain.state_dict())
+    x = torch.randn(2, 6, 16)
+    changed_last = torch.cat([x[:, :-1], torch.randn(2, 1, 16)], dim=1)
+    torch.testing.assert_close(causal(changed_last)[:, :-1], causal(x)[:, :-1])

@@ -7,7 +7,7 @@
 #     triton      python -m utils.bench flash_backward --sweep   (lesson 10's Triton backward)
 #     throughput  python -m utils.bench throughput               (lesson 08's GPU table)
 #     ddp         python -m utils.bench ddp                      (lesson 11's single-GPU figure)
-#     notebooks   python -m utils.course gpu-check               (every notebook, GPU and T4)
+#     notebooks   python -m course_tools gpu-check               (every notebook, GPU and T4)
 #
 # The benchmarks run first and alone, so that their timings see an idle GPU; the notebooks
 # then share it. Logs, the gpu-check report and the executed notebooks (text outputs, in
@@ -52,7 +52,7 @@ run_step() {
         notebooks)
             # --update merges into the committed report: start from its rows
             [[ " ${GPU_CHECK_ARGS:-} " == *" --update "* ]] && cp docs/gpu_check.json "$OUT/"
-            LOG=notebooks.log step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m utils.course.gpu_check \
+            LOG=notebooks.log step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m course_tools.gpu_check \
                 --out "$OUT/gpu_check.md" --keep "$OUT/executed" ${GPU_CHECK_ARGS:-}
             tar -czf "$OUT/executed.tar.gz" -C "$OUT" executed && rm -rf "$OUT/executed" ;;
         *) echo "unknown step $1" >&2; exit 2 ;;

@@ -24,7 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-State = Any  # a tensor, or a (nested) tuple / list / dict of tensors, batch on dim 0, or None
+from utils.models.attention import KVCache
+
+State = Any  # a tensor, a KVCache, or a (nested) tuple / list / dict of them, batch on dim 0, or None
 StepFn = Callable[[Tensor, State], tuple[Tensor, State]]
 
 
@@ -38,6 +40,8 @@ def map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
         return type(state)(map_state(s, fn) for s in state)
     if isinstance(state, dict):
         return {k: map_state(v, fn) for k, v in state.items()}
+    if isinstance(state, KVCache):  # a Transformer's keys and values, batch on dim 0
+        return state.map(fn)
     return state  # None, ints, flags: nothing per-sequence to transform
 
 

@@ -15,13 +15,20 @@ FlashAttention and `F.scaled_dot_product_attention` (with a chosen backend, if w
   inside the process, where the OS cannot see a new allocation. Expect about ±0.5 MiB of
   noise (page granularity, the kernel's batched RSS counters, small heap allocations).
 
-`utils.bench.attention.peak_memory_bytes` measures one forward pass per fresh process, for
-the benchmark's table; this module adds the backward pass and measures many calls at once.
+Elsewhere (macOS, Windows) `can_measure` says no and `peak_bytes` explains why.
+
+This is the course's one peak-memory measurement: lesson 10 calls `measure_peaks`, and the
+attention benchmark (`python -m utils.bench attention`) measures its table's rows with
+`peak_bytes` and `measure_peaks` too. `run_in_fresh_python` is the one way to start the
+fresh process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,14 +36,29 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from utils.bench import synchronize
-from utils.bench.attention import make_inputs, run_in_fresh_python
 from utils.models.attention import flash_attention, scaled_dot_product_attention
 
 METHODS = ("naive", "flash", "sdpa")
 SDPA_BACKENDS = ("MATH", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
 DTYPES = ("float32", "float16", "bfloat16")
+
+
+def make_inputs(
+    batch: int,
+    heads: int,
+    length: int,
+    head_dim: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Random q, k, v, each (B, H, L, Dh): the inputs of every measured (and timed) attention call."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    shape = (batch, heads, length, head_dim)
+    # Drawn on the CPU (reproducible everywhere), then moved.
+    return tuple(torch.randn(shape, generator=gen).to(device, dtype) for _ in range(3))
 
 
 @dataclass(frozen=True)
@@ -152,15 +174,15 @@ def peak_bytes(
     if not can_measure(device):
         raise RuntimeError(
             f"peak memory can be measured on CUDA or on a Linux CPU, not on {device} under "
-            f"{sys.platform}; the lesson's text lists figures measured on both"
+            f"{sys.platform} (on Windows, run under WSL2); the lesson's text lists figures measured on both"
         )
     (warmup or fn)()  # thread pools, library workspaces and caches allocate once
     if device.type == "cuda":
-        synchronize(device)
+        torch.cuda.synchronize(device)  # queued work belongs to the measurement before this one
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         fn()
-        synchronize(device)
+        torch.cuda.synchronize(device)
         return max(0, torch.cuda.max_memory_allocated(device) - before)
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset VmHWM (the peak) to the current VmRSS
@@ -205,3 +227,22 @@ def measure_peaks(calls: Sequence[AttentionCall], device: torch.device | str = "
     if device.type == "cuda":
         return _peaks_here(fields, str(device))
     return [int(n) for n in run_in_fresh_python(_CHILD, fields)]
+
+
+def run_in_fresh_python(child: str, payload: object) -> object:
+    """Run the source `child` in a fresh Python process that can import `utils`, with
+    `json.dumps(payload)` as sys.argv[1]; return the JSON its last output line holds.
+
+    For CPU memory measurements: a fresh process holds nothing else, and the lowered mmap
+    threshold makes large tensors come from (and return to) the OS, where RSS sees them.
+    """
+    root = str(Path(__file__).resolve().parents[1])  # the folder that holds `utils`
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(payload)],
+        capture_output=True, text=True, env=env, cwd=root, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"memory measurement failed:\n{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -9,56 +9,33 @@ fit in memory print "OOM" or "skipped" instead of stopping the run.
     python -m utils.bench attention --lengths 256 1024   # CPU-sized
     python -m utils.bench attention --sweep              # also time each Triton config
 
-How peak memory is measured:
-- CUDA: `torch.cuda.max_memory_allocated()` above what was allocated before the call
-  (the inputs), so the output and every temporary count.
-- CPU: a fresh subprocess builds the inputs, runs the call once to warm up, resets the
-  kernel's peak-RSS counter (`/proc/self/clear_refs`, Linux), runs the call again and
-  reports the peak resident memory above the resident memory just before it. The child
-  runs with `MALLOC_MMAP_THRESHOLD_=65536`, so that glibc gives large freed buffers back to
-  the OS instead of keeping them for reuse, which would hide new allocations. On macOS it
-  falls back to `ru_maxrss`, which cannot be reset (less reliable); Windows has neither, and
-  the CPU column says so (use a CUDA device there, or WSL2).
+Peak memory is measured by `utils.memory` (see there): on CUDA in this process
+(`torch.cuda.max_memory_allocated()` above the inputs), on a Linux CPU in a fresh
+subprocess through the kernel's peak-RSS counter. Where it cannot be measured (macOS,
+Windows) the column says "n/a" (use a CUDA device there, or WSL2).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.bench import synchronize, time_it
+from utils import memory
+from utils.bench import time_it
+from utils.memory import make_inputs
 from utils.models.attention import flash_attention, scaled_dot_product_attention
 
 METHODS = ("naive", "flash", "triton", "sdpa")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Largest |output - SDPA's output| that still counts as the same function, per dtype.
 TOLERANCE = {torch.bfloat16: 3e-2, torch.float16: 5e-3, torch.float32: 1e-4}
-
-
-def make_inputs(
-    batch: int,
-    heads: int,
-    length: int,
-    head_dim: int,
-    dtype: torch.dtype,
-    device: torch.device | str,
-    seed: int = 0,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Random q, k, v, each (B, H, L, Dh)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    shape = (batch, heads, length, head_dim)
-    # Drawn on the CPU (reproducible everywhere), then moved.
-    return tuple(torch.randn(shape, generator=gen).to(device, dtype) for _ in range(3))
 
 
 def attention_fn(
@@ -94,51 +71,6 @@ def attention_flops(batch: int, heads: int, length: int, head_dim: int, is_causa
 # Peak memory
 # --------------------------------------------------------------------------------------
 
-_CHILD = (
-    "import json, sys\n"
-    "from utils.bench.attention import _cpu_peak_here\n"
-    "print(json.dumps(_cpu_peak_here(**json.loads(sys.argv[1]))))\n"
-)
-
-
-def _cpu_peak_here(
-    method: str,
-    batch: int,
-    heads: int,
-    length: int,
-    head_dim: int,
-    dtype: str,
-    is_causal: bool,
-    block_size: int,
-) -> int:
-    """In this (fresh) process: peak resident bytes of one call above the bytes before it."""
-    from utils.memory import resident_memory  # here: utils.memory imports this module
-    # One thread: the peak does not depend on it, and small tiles run fastest without
-    # handing work between threads (on a busy machine, much faster).
-    torch.set_num_threads(1)
-    q, k, v = make_inputs(batch, heads, length, head_dim, getattr(torch, dtype), "cpu")
-    fn = attention_fn(method, q, k, v, is_causal, block_size)
-    with torch.no_grad():
-        fn()  # warm up: thread pools and libraries allocate their buffers once
-        if sys.platform.startswith("linux"):
-            with open("/proc/self/clear_refs", "w") as clear:
-                clear.write("5")  # reset VmHWM (the peak) to the current VmRSS
-            before = resident_memory()["VmRSS"]
-            fn()
-            return max(0, resident_memory()["VmHWM"] - before)
-        try:
-            import resource  # Unix only: imported here, so that this module imports on Windows
-        except ImportError:
-            raise RuntimeError(
-                f"peak CPU memory is measured on Linux (and roughly on macOS), not under {sys.platform}: "
-                "measure on a CUDA device, or run under WSL2"
-            ) from None
-        # ru_maxrss cannot be reset: the peak of this call shows only above earlier peaks.
-        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB elsewhere
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-        fn()
-        return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - before)
-
 
 def peak_memory_bytes(
     method: str,
@@ -152,61 +84,32 @@ def peak_memory_bytes(
     is_causal: bool = False,
     block_size: int = 64,
 ) -> int:
-    """Peak bytes one forward call of `method` allocates beyond its inputs (see module doc)."""
-    device = torch.device(device)
+    """Peak bytes one forward call of `method` ("naive", "flash" or "sdpa") allocates beyond
+    its inputs, measured by `utils.memory.measure_peaks` (a fresh process on the CPU)."""
+    call = memory.AttentionCall(method, length, batch=batch, heads=heads, head_dim=head_dim,
+                                dtype=str(dtype).removeprefix("torch."), is_causal=is_causal,
+                                block_size=block_size)
+    return memory.measure_peaks([call], device)[0]
+
+
+def _peak_column(method: str, fn: Callable[[], Tensor], length: int, args: argparse.Namespace,
+                 device: torch.device) -> str:
+    """The table's peak MiB of one row: the row's own call on CUDA (Triton included), a fresh
+    process on a Linux CPU, "n/a" where peak memory cannot be measured."""
+    if not memory.can_measure(device):
+        return "n/a"
     if device.type == "cuda":
-        q, k, v = make_inputs(batch, heads, length, head_dim, dtype, device)
-        fn = attention_fn(method, q, k, v, is_causal, block_size)
-        return _cuda_peak(fn, device)
-    if device.type != "cpu":
-        raise ValueError(f"peak_memory_bytes measures CPU and CUDA devices, got {device}")
-    kwargs = dict(
-        method=method,
-        batch=batch,
-        heads=heads,
-        length=length,
-        head_dim=head_dim,
-        dtype=str(dtype).removeprefix("torch."),
-        is_causal=is_causal,
-        block_size=block_size,
-    )
-    return _cpu_peak_in_subprocess(kwargs)
 
+        def forward() -> None:
+            with torch.no_grad():
+                fn()
 
-def _cpu_peak_in_subprocess(kwargs: dict[str, object]) -> int:
-    """Run `_cpu_peak_here(**kwargs)` in a fresh Python, so that nothing else is resident."""
-    return int(run_in_fresh_python(_CHILD, kwargs))
-
-
-def run_in_fresh_python(child: str, payload: object) -> object:
-    """Run the source `child` in a fresh Python process that can import `utils`, with
-    `json.dumps(payload)` as sys.argv[1]; return the JSON its last output line holds.
-
-    For CPU memory measurements: a fresh process holds nothing else, and the lowered mmap
-    threshold makes large tensors come from (and return to) the OS, where RSS sees them.
-    """
-    root = str(Path(__file__).resolve().parents[2])  # the folder that holds `utils`
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    done = subprocess.run(
-        [sys.executable, "-c", child, json.dumps(payload)],
-        capture_output=True, text=True, env=env, cwd=root, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"memory measurement failed:\n{done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _cuda_peak(fn: Callable[[], Tensor], device: torch.device) -> int:
-    """Peak CUDA bytes allocated by fn() above those allocated before it."""
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    with torch.no_grad():
-        out = fn()
-    synchronize(device)
-    del out
-    return torch.cuda.max_memory_allocated(device) - before
+        peak = memory.peak_bytes(forward, device)
+    else:  # "triton" never gets here: its rows are skipped without CUDA
+        peak = peak_memory_bytes(method, batch=args.batch, heads=args.heads, length=length,
+                                 head_dim=args.head_dim, dtype=DTYPES[args.dtype], device=device,
+                                 is_causal=args.causal, block_size=args.block_size)
+    return f"{peak / 2**20:.1f}"
 
 
 # --------------------------------------------------------------------------------------
@@ -335,16 +238,7 @@ def _measure(
                 return out
 
             seconds = time_it(many, repeat=repeat, warmup=0, device=device).median / inner
-        memory = ""
-        if args.memory and device.type == "cuda":
-            memory = f"{_cuda_peak(fn, device) / 2**20:.1f}"
-        elif args.memory:  # in a fresh subprocess, which builds its own inputs
-            peak = peak_memory_bytes(
-                method, batch=args.batch, heads=args.heads, length=length,
-                head_dim=args.head_dim, dtype=dtype, device=device, is_causal=args.causal,
-                block_size=args.block_size,
-            )  # fmt: skip
-            memory = f"{peak / 2**20:.1f}"
+        peak = _peak_column(method, fn, length, args, device) if args.memory else ""
     except torch.OutOfMemoryError:
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -356,7 +250,7 @@ def _measure(
     tflops /= seconds * 1e12
     ok = err <= TOLERANCE[dtype]
     check = "ok" if ok else "MISMATCH"
-    line = f"{head}{seconds * 1e3:>11.3f}{tflops:>9.2f}{memory:>11}{err:>11.1e}  {check}"
+    line = f"{head}{seconds * 1e3:>11.3f}{tflops:>9.2f}{peak:>11}{err:>11.1e}  {check}"
     return line, ok
 
 

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from utils.bench import time_it
-from utils.bench.attention import DTYPES, attention_flops, make_inputs
+from utils.bench.attention import DTYPES, attention_flops
+from utils.memory import make_inputs
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.models.attention import MultiHeadAttention, merge_heads, split_heads
+from utils.models.attention import MultiHeadAttention, attend_heads, merge_heads, split_heads
 
 
 class _CopyToRanks(torch.autograd.Function):
@@ -105,28 +105,31 @@ class TensorParallelAttention(nn.Module):
     def forward(self, x: Tensor, is_causal: bool = False) -> Tensor:
         """x (B, T, D), the same on every rank -> (B, T, D), the same on every rank."""
         x = _CopyToRanks.apply(x) if self.world_size > 1 else x
-        q = split_heads(self.q_proj(x), self.local_heads)  # (B, H/N, T, Dh)
-        k = split_heads(self.k_proj(x), self.local_heads)  # (B, H/N, T, Dh)
-        v = split_heads(self.v_proj(x), self.local_heads)  # (B, H/N, T, Dh)
-        heads = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)  # (B, H/N, T, Dh)
-        partial = self.out_proj(merge_heads(heads))  # (B, T, D): this rank's heads' share
+        projections = [(p.weight, p.bias) for p in (self.q_proj, self.k_proj, self.v_proj)]
+        heads = _local_heads(x, projections, self.local_heads, is_causal)  # (B, T, H/N*Dh)
+        partial = self.out_proj(heads)  # (B, T, D): this rank's heads' share
         out = _SumOverRanks.apply(partial) if self.world_size > 1 else partial
         return out if self.out_bias is None else out + self.out_bias
 
+
+def _local_heads(x: Tensor, projections: list[tuple[Tensor, Tensor | None]], num_heads: int,
+                 is_causal: bool) -> Tensor:
+    """Attention of one rank's heads, before out_proj: x (B, T, D) and the (weight, bias) of
+    its q, k, v projections -> the heads' outputs side by side, (B, T, H/N*Dh)."""
+    q, k, v = (split_heads(F.linear(x, w, b), num_heads) for w, b in projections)  # (B, H/N, T, Dh)
+    return merge_heads(attend_heads(q, k, v, is_causal=is_causal)[0])
 
 
 def partial_outputs(mha: MultiHeadAttention, x: Tensor, world_size: int,
                     is_causal: bool = False) -> list[Tensor]:
     """Every rank's share of the output before the all-reduce and the bias: x (B, T, D) ->
     `world_size` tensors (B, T, D) whose sum, plus out_proj's bias, is mha's output."""
-    heads_per_rank = mha.num_heads // world_size
     parts = []
     with torch.no_grad():
         for rank in range(world_size):
             cols = head_slice(mha.num_heads, mha.head_dim, rank, world_size)
-            q, k, v = (split_heads(F.linear(x, p.weight[cols], None if p.bias is None else p.bias[cols]),
-                                   heads_per_rank)  # (B, H/N, T, Dh)
-                       for p in (mha.q_proj, mha.k_proj, mha.v_proj))
-            heads = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)  # (B, H/N, T, Dh)
-            parts.append(merge_heads(heads) @ mha.out_proj.weight[:, cols].T)  # (B, T, D)
+            projections = [(p.weight[cols], None if p.bias is None else p.bias[cols])
+                           for p in (mha.q_proj, mha.k_proj, mha.v_proj)]
+            heads = _local_heads(x, projections, mha.num_heads // world_size, is_causal)
+            parts.append(heads @ mha.out_proj.weight[:, cols].T)  # (B, T, D)
     return parts

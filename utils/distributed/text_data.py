@@ -41,7 +41,8 @@ def encode_example(vocab, src: str, tgt: str) -> list[int]:  # noqa: ANN001 - a 
 
 def packed_sequences(num_samples: int, seq_len: int, seed: int) -> tuple[Tensor, int]:
     """(num_samples, seq_len + 1) token ids and the vocabulary size (cached on disk)."""
-    from utils.training import atomic_save, cache_dir, code_fingerprint
+    from utils.run_cache import cache_dir, code_fingerprint
+    from utils.training import atomic_save
 
     path = cache_dir() / "distributed" / f"text-{num_samples}-{seq_len}-{seed}-{code_fingerprint()}.pt"
     if path.is_file():

@@ -4,19 +4,25 @@ Run it from a terminal (any number of processes, CPU or GPUs)::
 
     torchrun --standalone --nproc-per-node=2 -m utils.distributed.train --steps 40 --out runs/demo
 
-or from a notebook through `utils.distributed.launch.run`. What one run does:
+or from a notebook through `utils.distributed.launch.run`. What one run does, as `train`
+reads (each step a function of this module, its docstring naming the lesson section):
 
 1. join the group torchrun describes (`env.init`: NCCL on GPUs, gloo on CPUs);
-2. build the same model on every rank (same seed) and wrap it: `DistributedDataParallel`
-   (`--strategy ddp`), FSDP's `fully_shard` (`fsdp`), a plain model whose gradients are
-   averaged with `all_reduce` by hand (`manual`), or nothing (`none`, one process);
-3. each step, every rank reads its share of the *global* batch from a `DistributedSampler`
-   (seeded, `set_epoch` every epoch), in `--accum-steps` micro-batches; gradients are
-   synchronised once, on the last micro-batch (`no_sync` before it);
-4. mixed precision where the device supports it (bf16, or fp16 with a gradient scaler);
-5. every `--ckpt-every` steps rank 0 writes an atomic checkpoint; at start-up the newest one
-   is resumed, also after `torchrun --max-restarts` restarted a failed group;
-6. rank 0 writes the metrics (`metrics.json`: losses, throughput, memory) to `--out`.
+2. `set_up`: build the same model on every rank (same seed) and `wrap` it:
+   `DistributedDataParallel` (`--strategy ddp`), FSDP's `fully_shard` (`fsdp`), a plain model
+   whose gradients `synchronise_gradients` averages with `all_reduce` by hand (`manual`), or
+   nothing (`none`, one process);
+3. `train_step`, every step: this rank reads its share of the *global* batch from a
+   `DistributedSampler` (`local_batches`: seeded, `set_epoch` every epoch), in `--accum-steps`
+   micro-batches (`backward_micro_batches`); gradients are synchronised once, on the last
+   micro-batch (`sync_context`: `no_sync` before it); then `optimizer_step`;
+4. mixed precision where the device supports it (`amp_dtype`: bf16, or fp16 with a gradient
+   scaler);
+5. every `--ckpt-every` steps rank 0 writes an atomic checkpoint (`save_checkpoint`); at
+   start-up `resume` continues from the newest one, also after `torchrun --max-restarts`
+   restarted a failed group (`inject_fault` makes one fail, for lesson 12);
+6. `write_outputs`: rank 0 writes the metrics (`metrics.json`: losses, throughput, memory) to
+   `--out`.
 
 The global batch at step s depends only on the seed and s, never on the world size, so N
 ranks with B/N sequences each compute the same gradients as one process with B, and a
@@ -217,7 +223,7 @@ def local_batches(dataset: TensorDataset, cfg: TrainConfig, env: DistEnv,
 
 
 # --------------------------------------------------------------------------------------
-# Model, wrapping, precision
+# The model and the strategy: who synchronises the gradients (lesson 11, sections 4, 6 and 8)
 # --------------------------------------------------------------------------------------
 
 
@@ -233,7 +239,7 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
 
 
 def wrap(model: nn.Module, cfg: TrainConfig, env: DistEnv) -> nn.Module:
-    """DDP, FSDP or nothing around `model` (already on env.device)."""
+    """DDP (lesson 11, section 6), FSDP (section 8) or nothing around `model` (already on env.device)."""
     if cfg.strategy == "ddp":
         # gradient_as_bucket_view: gradients live in DDP's communication buckets instead of in
         # a second copy, which saves one model's worth of memory.
@@ -257,6 +263,33 @@ def wrap(model: nn.Module, cfg: TrainConfig, env: DistEnv) -> nn.Module:
     return model
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DDP's wrapper (FSDP and the other strategies have none)."""
+    return model.module if isinstance(model, DDP) else model
+
+
+def sync_context(model: nn.Module, last: bool) -> Any:
+    """Skip the gradient all-reduce on all micro-batches but the last (DDP's `no_sync`; lesson 12,
+    section 3)."""
+    if isinstance(model, DDP):
+        return nullcontext() if last else model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a switch rather than a context
+        model.set_requires_gradient_sync(last)
+    return nullcontext()
+
+
+def synchronise_gradients(model: nn.Module, cfg: TrainConfig) -> None:
+    """After the backward passes: `--strategy manual` averages the gradients with one `all_reduce`
+    per parameter (lesson 11, section 4); DDP and FSDP did it already, during the last backward."""
+    if cfg.strategy == "manual":
+        collectives.average_gradients(model)
+
+
+# --------------------------------------------------------------------------------------
+# One step: micro-batches, mixed precision, the gradient check, the optimizer
+# --------------------------------------------------------------------------------------
+
+
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype: bf16 where the GPU supports it, else fp16 on GPUs; off on the CPU."""
     if mode == "off":
@@ -270,18 +303,22 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return None  # CPU autocast is slow on most CPUs: float32 there
 
 
-def sync_context(model: nn.Module, last: bool) -> Any:
-    """Skip the gradient all-reduce on all micro-batches but the last (DDP's `no_sync`)."""
-    if isinstance(model, DDP):
-        return nullcontext() if last else model.no_sync()
-    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a switch rather than a context
-        model.set_requires_gradient_sync(last)
-    return nullcontext()
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Matrix products in `dtype` (lesson 12, section 2); None: float32, autocast off."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def next_token_loss(model: nn.Module, batch: Tensor) -> Tensor:
+    """The GPT's mean cross-entropy on (B, T+1) sequences: tokens 0..T-1 predict tokens 1..T."""
+    return model(batch[:, :-1], batch[:, 1:])
 
 
 def accumulate_gradients(model: nn.Module, micro_batches: Sequence[Any], loss_fn: Any) -> float:
     """Forward and backward every micro-batch, gradients adding up to the whole batch's mean;
-    DDP synchronises on the last one only (`sync_context`). Returns the mean loss."""
+    DDP synchronises on the last one only (`sync_context`). Returns the mean loss.
+
+    Lesson 12, section 3 (the exercise's reference); the script runs `backward_micro_batches`,
+    the same loop with mixed precision."""
     k, total = len(micro_batches), 0.0
     for i, batch in enumerate(micro_batches):
         with sync_context(model, last=i == k - 1):
@@ -291,6 +328,44 @@ def accumulate_gradients(model: nn.Module, micro_batches: Sequence[Any], loss_fn
     return total
 
 
+def backward_micro_batches(model: nn.Module, micro_batches: Sequence[Tensor], dtype: torch.dtype | None,
+                           scaler: torch.amp.GradScaler) -> Tensor:
+    """`accumulate_gradients` in mixed precision (lesson 12, sections 2 and 3): each micro-batch's
+    forward under autocast, its backward through the gradient scaler; gradients synchronised on
+    the last micro-batch only. Returns this rank's mean loss, left on the device (no wait for it)."""
+    k = len(micro_batches)
+    total = torch.zeros((), device=micro_batches[0].device)
+    for i, batch in enumerate(micro_batches):
+        with sync_context(model, last=i == k - 1):
+            with autocast(batch.device, dtype):
+                loss = next_token_loss(model, batch) / k  # mean over the local batch
+            scaler.scale(loss).backward()
+        total += loss.detach()
+    return total
+
+
+def _flat_grads(model: nn.Module) -> Tensor:
+    grads = [p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad for p in model.parameters()]
+    return torch.cat([g.detach().float().flatten().cpu() for g in grads])
+
+
+def check_gradients(model: nn.Module, replica: nn.Module, micro_batches: Sequence[Tensor],
+                    dtype: torch.dtype | None, scale: float = 1.0) -> dict[str, Any]:
+    """DDP's (or FSDP's) averaged gradients vs a plain replica's, averaged by `average_gradients`
+    (lesson 11, section 6: N ranks equal one process). The largest difference over all ranks.
+    `scale` is the float16 gradient scaler's factor, still in the model's gradients here (the
+    replica's loss is not scaled), so they are divided by it before the comparison."""
+    for batch in micro_batches:
+        with autocast(batch.device, dtype):
+            loss = next_token_loss(replica, batch) / len(micro_batches)
+        loss.backward()
+    collectives.average_gradients(replica)
+    ours, theirs = _flat_grads(model) / scale, _flat_grads(replica)
+    diff = torch.tensor([(ours - theirs).abs().max().item()], device=micro_batches[0].device)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return {"max_abs_diff": float(diff), "grad_norm": float(ours.norm()), "flat": ours}
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to a tenth: a function of the step alone (so resuming
     needs no scheduler state)."""
@@ -298,6 +373,28 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   clip_norm: float) -> None:
+    """Clip the true (unscaled) gradients, step, and let the scaler adapt its factor; a float16
+    overflow skips the step (lesson 12, section 2). Without float16 the scaler does nothing."""
+    if clip_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def global_loss(local: Tensor, env: DistEnv) -> float:
+    """The global batch's mean loss from every rank's mean (an all-reduce; for the log)."""
+    dist.all_reduce(local, op=dist.ReduceOp.SUM)
+    return local.item() / env.world_size
+
+
+# --------------------------------------------------------------------------------------
+# Memory per rank (lesson 11, section 8)
+# --------------------------------------------------------------------------------------
 
 
 def _local(t: Tensor) -> Tensor:
@@ -326,6 +423,11 @@ def expected_memory(num_params: int, world_size: int, strategy: str,
             "optimizer": 2 * values * bytes_per_value}
 
 
+# --------------------------------------------------------------------------------------
+# Full state, checkpoints and resume (lesson 12, sections 4 and 5)
+# --------------------------------------------------------------------------------------
+
+
 def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> tuple[dict, dict]:
     """Unsharded model and optimizer state, on the CPU (a collective under FSDP: all ranks call)."""
     if cfg.strategy == "fsdp":
@@ -333,13 +435,20 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainCon
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         return get_state_dict(model, optimizer, options=options)
-    module = model.module if isinstance(model, DDP) else model
     to_cpu = lambda x: x.detach().cpu() if isinstance(x, Tensor) else x  # noqa: E731
-    model_state = {k: to_cpu(v) for k, v in module.state_dict().items()}
+    model_state = {k: to_cpu(v) for k, v in unwrap(model).state_dict().items()}
     optim_state = optimizer.state_dict()
     per_param = {i: {k: to_cpu(v) for k, v in s.items()} for i, s in optim_state["state"].items()}
     optim_state = {"state": per_param, "param_groups": optim_state["param_groups"]}
     return model_state, optim_state
+
+
+def full_model_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+                     cfg: TrainConfig) -> dict[str, Tensor]:
+    """The unsharded model state alone, on the CPU (a collective under FSDP: all ranks call)."""
+    if cfg.strategy == "fsdp":
+        return full_state(model, optimizer, cfg)[0]
+    return {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
 
 
 def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict,
@@ -351,8 +460,7 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, saved: d
         set_state_dict(model, optimizer, model_state_dict=saved["model"], optim_state_dict=saved["optimizer"],
                        options=StateDictOptions(full_state_dict=True))
         return
-    module = model.module if isinstance(model, DDP) else model
-    module.load_state_dict(saved["model"])
+    unwrap(model).load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
 
 
@@ -365,27 +473,7 @@ def digest(state: dict[str, Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------------------
-# The loop
-# --------------------------------------------------------------------------------------
-
-
-def _log(env: DistEnv, message: str) -> None:
-    if env.is_main:
-        print(f"[rank 0] {message}", flush=True)
-
-
-def _restart_count() -> int:
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-
-
-def _maybe_fail(cfg: TrainConfig, env: DistEnv, step: int) -> None:
-    if step == cfg.fail_at_step and env.rank == cfg.fail_rank and _restart_count() == 0:
-        print(f"[rank {env.rank}] fault injection: killing this worker (SIGKILL) at step {step}", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _resume(cfg: TrainConfig, env: DistEnv) -> dict | None:
+def newest_checkpoint(cfg: TrainConfig, env: DistEnv) -> dict | None:
     """The newest checkpoint in --ckpt-dir, read by every rank (the step agreed via rank 0)."""
     if not cfg.ckpt_dir:
         return None
@@ -404,30 +492,52 @@ def _resume(cfg: TrainConfig, env: DistEnv) -> dict | None:
     return saved
 
 
-def _flat_grads(model: nn.Module) -> Tensor:
-    grads = [p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad for p in model.parameters()]
-    return torch.cat([g.detach().float().flatten().cpu() for g in grads])
+def restart_count() -> int:
+    """How often torchrun (`--max-restarts`) has restarted the group so far: 0 on the first attempt."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
-def _grad_check(cfg: TrainConfig, env: DistEnv, model: nn.Module, replica: nn.Module,
-                micro: list[Tensor], dtype: torch.dtype | None) -> dict[str, Any]:
-    """DDP's (or FSDP's) averaged gradients vs a plain replica's, averaged by `average_gradients`."""
-    for batch in micro:
-        with torch.autocast(env.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = replica(batch[:, :-1], batch[:, 1:]) / len(micro)
-        loss.backward()
-    collectives.average_gradients(replica)
-    ours, theirs = _flat_grads(model), _flat_grads(replica)
-    diff = torch.tensor([(ours - theirs).abs().max().item()], device=env.device)
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    return {"max_abs_diff": float(diff), "grad_norm": float(ours.norm()), "flat": ours}
+def inject_fault(cfg: TrainConfig, env: DistEnv, step: int) -> None:
+    """Rank `--fail-rank` kills itself at step `--fail-at-step`, on the first attempt only, as a
+    crashed machine would (lesson 12, section 5)."""
+    if step == cfg.fail_at_step and env.rank == cfg.fail_rank and restart_count() == 0:
+        print(f"[rank {env.rank}] fault injection: killing this worker (SIGKILL) at step {step}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any]:
-    """Train on this rank; every rank returns the metrics (rank 0 also writes them)."""
-    cfg.validate(env.world_size)
-    out = Path(cfg.out) if cfg.out else None
-    dataset, vocab_size = dataset_for(cfg)
+# --------------------------------------------------------------------------------------
+# The loop: steps 1-6 of the module docstring
+# --------------------------------------------------------------------------------------
+
+
+def _log(env: DistEnv, message: str) -> None:
+    if env.is_main:
+        print(f"[rank 0] {message}", flush=True)
+
+
+@dataclass
+class Training:
+    """One rank's training as it goes: what the steps of `train` read and update."""
+
+    cfg: TrainConfig
+    env: DistEnv
+    model: nn.Module  # wrapped by the strategy (DDP, FSDP) or plain (manual, none)
+    optimizer: torch.optim.Optimizer
+    dtype: torch.dtype | None  # autocast's dtype; None: float32 throughout
+    scaler: torch.amp.GradScaler  # enabled for float16 only
+    num_params: int
+    replica: nn.Module | None  # a plain copy for the gradient check (--check-grads), else None
+    start: int = 0  # the first step this attempt trains (> 0 after a resume)
+    resumed: bool = False
+    losses: list[float] = field(default_factory=list)  # the global batch's loss, every step since 0
+    step_seconds: list[float] = field(default_factory=list)
+    memory: dict[str, int] = field(default_factory=dict)
+    grad_check: dict[str, Any] | None = None
+
+
+def set_up(cfg: TrainConfig, env: DistEnv, vocab_size: int) -> Training:
+    """The same model on every rank (same seed), wrapped by the strategy; AdamW; the autocast
+    dtype and, for float16, a gradient scaler (steps 2 and 4)."""
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_model(cfg, vocab_size).to(env.device)
     num_params = sum(p.numel() for p in model.parameters())  # tied weights counted once
@@ -436,85 +546,135 @@ def train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     dtype = amp_dtype(cfg.amp, env.device)
     scaler = torch.amp.GradScaler(env.device.type, enabled=dtype == torch.float16)
+    return Training(cfg, env, model, optimizer, dtype, scaler, num_params, replica)
 
-    saved = _resume(cfg, env)
-    start, losses = 0, []
-    if saved is not None:
-        load_full_state(model, optimizer, saved, cfg)
-        if saved.get("scaler") and dtype == torch.float16:
-            scaler.load_state_dict(saved["scaler"])
-        start, losses = int(saved["step"]), list(saved["losses"])
+
+def resume(run: Training) -> None:
+    """Continue from the newest checkpoint, if --ckpt-dir has one: weights, optimizer, scaler,
+    the step and the losses so far (step 5)."""
+    saved = newest_checkpoint(run.cfg, run.env)
+    if saved is None:
+        return
+    load_full_state(run.model, run.optimizer, saved, run.cfg)
+    if saved.get("scaler") and run.dtype == torch.float16:
+        run.scaler.load_state_dict(saved["scaler"])
+    run.start, run.losses, run.resumed = int(saved["step"]), list(saved["losses"]), True
+
+
+def describe(run: Training) -> None:
+    """Rank 0 says how the global batch is split, in which precision, and which steps remain."""
+    cfg, env = run.cfg, run.env
     local = cfg.global_batch // env.world_size
     _log(env, f"world size {env.world_size} ({env.backend} on {env.device.type}), strategy {cfg.strategy}, "
               f"global batch {cfg.global_batch} = {env.world_size} rank(s) x {cfg.accum_steps} "
-              f"micro-batch(es) x {local // cfg.accum_steps}, precision {dtype or torch.float32}, "
-              f"steps {start}..{cfg.steps}")
-    if _restart_count():
-        _log(env, f"this is restart {_restart_count()} of the group")
+              f"micro-batch(es) x {local // cfg.accum_steps}, precision {run.dtype or torch.float32}, "
+              f"steps {run.start}..{cfg.steps}")
+    if restart_count():
+        _log(env, f"this is restart {restart_count()} of the group")
 
-    batches = local_batches(dataset, cfg, env, start)
-    step_seconds: list[float] = []
-    memory: dict[str, int] = {}
-    grad_check: dict[str, Any] | None = None
-    for step in range(start, cfg.steps):
-        _maybe_fail(cfg, env, step)
-        torch.manual_seed(cfg.seed * 100_003 + step * 1_009 + env.rank)  # dropout: a function of the step
+
+def seed_step(cfg: TrainConfig, env: DistEnv, step: int) -> None:
+    """Dropout's random numbers as a function of (seed, step, rank), so a resumed run draws the
+    same ones. Before the step's batch: a new epoch's DataLoader also draws from this generator."""
+    torch.manual_seed(cfg.seed * 100_003 + step * 1_009 + env.rank)
+
+
+def train_step(run: Training, step: int, batch: Tensor) -> float:
+    """One optimizer step on this rank's (B/N, T+1) share of the global batch (steps 3 and 4);
+    returns the global batch's loss."""
+    cfg, env = run.cfg, run.env
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    micro_batches = batch.to(env.device).chunk(cfg.accum_steps)  # accum x (B/(N*accum), T+1)
+    loss = backward_micro_batches(run.model, micro_batches, run.dtype, run.scaler)
+    synchronise_gradients(run.model, cfg)
+    if run.replica is not None and step == 0:
+        scale = run.scaler.get_scale() if run.scaler.is_enabled() else 1.0
+        run.grad_check = check_gradients(run.model, run.replica, micro_batches, run.dtype, scale)
+    optimizer_step(run.model, run.optimizer, run.scaler, cfg.clip_norm)
+    if step == run.start:  # parameters and gradients as they are now; Adam's state exists after a step
+        run.memory = training_memory(run.model, run.optimizer)
+    run.optimizer.zero_grad(set_to_none=True)
+    return global_loss(loss, env)
+
+
+def log_step(run: Training, step: int) -> None:
+    """Every --log-every steps and at the end, rank 0 prints the loss and the step's time."""
+    cfg = run.cfg
+    if (step + 1) % max(1, cfg.log_every) == 0 or step + 1 == cfg.steps:
+        _log(run.env, f"step {step + 1:4d}/{cfg.steps}  loss {run.losses[-1]:.4f}  "
+                      f"{1e3 * run.step_seconds[-1]:.1f} ms/step")
+
+
+def checkpoint_due(cfg: TrainConfig, step: int) -> bool:
+    """After every --ckpt-every steps and after the last one (when --ckpt-dir is set)."""
+    every, done = cfg.ckpt_every, step + 1
+    return bool(cfg.ckpt_dir and every and (done % every == 0 or done == cfg.steps))
+
+
+def save_checkpoint(run: Training, step: int) -> None:
+    """Rank 0 writes the full state after `step` steps atomically (step 5; lesson 12, section 4)."""
+    cfg, env = run.cfg, run.env
+    model_state, optim_state = full_state(run.model, run.optimizer, cfg)  # all ranks (FSDP: a collective)
+    if env.is_main:
+        state = {"model": model_state, "optimizer": optim_state, "step": step, "world_size": env.world_size,
+                 "config": asdict(cfg), "losses": list(run.losses), "torch": torch.__version__,
+                 "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None}
+        path = checkpoint.save(cfg.ckpt_dir, state, step, keep=cfg.keep)
+        _log(env, f"checkpoint {path.name} written (step {step})")
+
+
+def train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any]:
+    """Train on this rank, steps 1-6 of the module docstring; every rank returns the metrics
+    (rank 0 also writes them)."""
+    cfg.validate(env.world_size)
+    dataset, vocab_size = dataset_for(cfg)
+    run = set_up(cfg, env, vocab_size)  # 2 and 4: model, strategy, optimizer, precision
+    resume(run)  # 5: from the newest checkpoint, if there is one
+    describe(run)
+    batches = local_batches(dataset, cfg, env, run.start)  # 3: this rank's share of each global batch
+    for step in range(run.start, cfg.steps):
+        inject_fault(cfg, env, step)  # lesson 12: a machine that dies mid-run
+        seed_step(cfg, env, step)
         began = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        micro = next(batches).to(env.device).chunk(cfg.accum_steps)  # accum x (B/(N*accum), T+1)
-        total = torch.zeros((), device=env.device)
-        for i, batch in enumerate(micro):
-            with sync_context(model, last=i == len(micro) - 1):
-                with torch.autocast(env.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    loss = model(batch[:, :-1], batch[:, 1:]) / len(micro)  # mean over the local batch
-                scaler.scale(loss).backward()
-            total += loss.detach()
-        if cfg.strategy == "manual":
-            collectives.average_gradients(model)  # what DDP does for us, by hand
-        if replica is not None and step == 0:
-            grad_check = _grad_check(cfg, env, model, replica, micro, dtype)
-        if cfg.clip_norm > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if step == start:  # parameters and gradients as they are now; Adam's state exists after a step
-            memory = training_memory(model, optimizer)
-        optimizer.zero_grad(set_to_none=True)
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)  # the loss of the global batch, for the log
-        losses.append(total.item() / env.world_size)
-        if env.device.type == "cuda":
-            torch.cuda.synchronize()
-        step_seconds.append(time.perf_counter() - began)
-        if (step + 1) % max(1, cfg.log_every) == 0 or step + 1 == cfg.steps:
-            _log(env, f"step {step + 1:4d}/{cfg.steps}  loss {losses[-1]:.4f}  "
-                      f"{1e3 * step_seconds[-1]:.1f} ms/step")
-        if cfg.ckpt_dir and cfg.ckpt_every and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
-            _save(cfg, env, model, optimizer, scaler, step + 1, losses)
+        run.losses.append(train_step(run, step, next(batches)))  # 3 and 4
+        run.step_seconds.append(seconds_since(began, env))
+        log_step(run, step)
+        if checkpoint_due(cfg, step):
+            save_checkpoint(run, step + 1)  # 5
+    model_state = full_model_state(run.model, run.optimizer, cfg)  # all ranks (FSDP: a collective)
+    metrics = run_metrics(run, model_state)
+    if cfg.out:
+        write_outputs(Path(cfg.out), run, metrics, model_state)  # 6
+    return metrics
 
-    model_state, _ = full_state(model, optimizer, cfg) if cfg.strategy == "fsdp" else (None, None)
-    if model_state is None:
-        model_state = {k: v.detach().cpu() for k, v in
-                       (model.module if isinstance(model, DDP) else model).state_dict().items()}
-    timed = step_seconds[min(cfg.timing_warmup, max(0, len(step_seconds) - 1)):]
-    seconds = sum(timed)
+
+def seconds_since(began: float, env: DistEnv) -> float:
+    """Wall-clock seconds since `began`, once the GPU has finished the work queued for it."""
+    if env.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - began
+
+
+def run_metrics(run: Training, model_state: dict[str, Tensor]) -> dict[str, Any]:
+    """What metrics.json holds: the settings, the losses, throughput, memory and the model's digest."""
+    cfg, env = run.cfg, run.env
+    timed = run.step_seconds[min(cfg.timing_warmup, max(0, len(run.step_seconds) - 1)):]
+    seconds, mine = sum(timed), digest(model_state)
     metrics = {
         "config": asdict(cfg), "world_size": env.world_size, "backend": env.backend,
-        "device": str(env.device), "strategy": cfg.strategy, "precision": str(dtype or torch.float32),
-        "losses": losses, "start_step": start, "restart_count": _restart_count(),
-        "resumed_from": start if saved is not None else None,
+        "device": str(env.device), "strategy": cfg.strategy, "precision": str(run.dtype or torch.float32),
+        "losses": run.losses, "start_step": run.start, "restart_count": restart_count(),
+        "resumed_from": run.start if run.resumed else None,
         "samples_per_second": cfg.global_batch * len(timed) / seconds if seconds > 0 else None,
         "tokens_per_second": cfg.global_batch * cfg.seq_len * len(timed) / seconds if seconds > 0 else None,
         "ms_per_step": 1e3 * seconds / len(timed) if timed else None,
-        "memory": memory, "digest": digest(model_state), "rank_digests": _all_digests(digest(model_state)),
-        "parameters": num_params,
+        "memory": run.memory, "digest": mine, "rank_digests": _all_digests(mine),
+        "parameters": run.num_params,
         "peak_cuda_bytes": torch.cuda.max_memory_allocated() if env.device.type == "cuda" else None,
     }
-    if grad_check is not None:
-        metrics["grad_check"] = {k: v for k, v in grad_check.items() if k != "flat"}
-    if out is not None:
-        _write_outputs(out, env, metrics, model_state, grad_check, cfg)
+    if run.grad_check is not None:
+        metrics["grad_check"] = {k: v for k, v in run.grad_check.items() if k != "flat"}
     return metrics
 
 
@@ -525,19 +685,10 @@ def _all_digests(mine: str) -> list[str]:
     return everyone
 
 
-def _save(cfg: TrainConfig, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
-          scaler: torch.amp.GradScaler, step: int, losses: list[float]) -> None:
-    model_state, optim_state = full_state(model, optimizer, cfg)  # all ranks (a collective under FSDP)
-    if env.is_main:
-        state = {"model": model_state, "optimizer": optim_state, "step": step, "world_size": env.world_size,
-                 "config": asdict(cfg), "losses": list(losses), "torch": torch.__version__,
-                 "scaler": scaler.state_dict() if scaler.is_enabled() else None}
-        path = checkpoint.save(cfg.ckpt_dir, state, step, keep=cfg.keep)
-        _log(env, f"checkpoint {path.name} written (step {step})")
-
-
-def _write_outputs(out: Path, env: DistEnv, metrics: dict, model_state: dict, grad_check: dict | None,
-                   cfg: TrainConfig) -> None:
+def write_outputs(out: Path, run: Training, metrics: dict, model_state: dict) -> None:
+    """Every rank: rank{r}.json (who and where it ran); rank 0: metrics.json, and model.pt and
+    grads.pt when asked for (step 6)."""
+    env = run.env
     out.mkdir(parents=True, exist_ok=True)
     mine = {"rank": env.rank, "local_rank": env.local_rank, "world_size": env.world_size,
             "digest": metrics["digest"], "group_rank": os.environ.get("GROUP_RANK"),
@@ -545,10 +696,10 @@ def _write_outputs(out: Path, env: DistEnv, metrics: dict, model_state: dict, gr
     _write_json(out / f"rank{env.rank}.json", mine)
     if not env.is_main:
         return
-    if cfg.save_model:
+    if run.cfg.save_model:
         atomic_save(model_state, out / "model.pt")
-    if grad_check is not None:
-        atomic_save(grad_check["flat"], out / "grads.pt")
+    if run.grad_check is not None:
+        atomic_save(run.grad_check["flat"], out / "grads.pt")
     _write_json(out / "metrics.json", metrics)
 
 

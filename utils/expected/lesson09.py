@@ -3,7 +3,7 @@
 Each `*_mistakes` function returns a dict from a hint's text (a classic mistake, and what to do
 instead) to the output that mistake gives on the check's inputs; `checks.check_close` names the
 mistake when a student's output matches one. The right answers come from the lesson's references
-in `utils` (`part3.answer_loss`, `gpt.parameter_count`, `sampling.top_k_filter`,
+in `utils` (`text_to_text.answer_loss`, `gpt.parameter_count`, `sampling.top_k_filter`,
 `gpt.cached_self_attention`, `gpt.gpt_block`).
 """
 

@@ -44,7 +44,6 @@ def online_softmax_mistakes(m: Tensor, l: Tensor, acc: Tensor, scores: Tensor,
     """For each output ("m_new", "l_new", "acc_new"): what classic mistakes of the update give."""
     m_new = torch.maximum(m, scores.amax(dim=-1))  # (..., Bq)
     p = torch.exp(scores - m_new[..., None])  # (..., Bq, Bk), relative to the new max
-    alpha = torch.exp(m - m_new)  # (..., Bq)
     upside_down = torch.exp(m_new - m)
     return {
         "m_new": {"m_new forgets the old maximum: take torch.maximum(m, the block's max)":

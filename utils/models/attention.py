@@ -16,11 +16,14 @@ Conventions every function here shares:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
+
+from utils.models.positions import RotaryEmbedding
 
 # --------------------------------------------------------------------------------------
 # Masks (lesson 05)
@@ -192,12 +195,7 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 def _fused_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None,
-    is_causal: bool,
-    dropout_p: float,
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout_p: float
 ) -> Tensor:
     """Our explicit path's output via PyTorch's fused kernel: (B, H, L, Dh) -> (B, H, Lq, Dh)."""
     if mask is None:  # the kernel has its own causal mask (top-left aligned, like ours)
@@ -210,10 +208,81 @@ def _fused_attention(
     return out.masked_fill(~has_key, 0.0)
 
 
-class MultiHeadAttention(nn.Module):
-    """Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch first: (B, T, D)."""
+def attend_heads(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    is_causal: bool = False,
+    need_weights: bool = False,
+    dropout_p: float = 0.0,
+) -> tuple[Tensor, Tensor | None]:
+    """Attention of split heads, q (B, H, Lq, Dh), k, v (B, H, Lk, Dh) ->
+    (output (B, H, Lq, Dh), weights (B, H, Lq, Lk) or None).
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
+    The one rule for the fused kernel: `need_weights=True` takes the explicit path of
+    lesson 05 (it keeps the weights, taken before dropout, to look at); otherwise
+    `F.scaled_dot_product_attention` gives the same output without storing the (Lq, Lk)
+    weights. Both follow this module's conventions for masks and keyless queries.
+    `dropout_p` (on the weights) is the caller's: 0 outside training.
+    """
+    if not need_weights:
+        return _fused_attention(q, k, v, mask, is_causal, dropout_p), None
+    weights = attention_weights(q, k, mask, is_causal)  # (B, H, Lq, Lk)
+    return F.dropout(weights, dropout_p, training=dropout_p > 0) @ v, weights  # (B, H, Lq, Dh)
+
+
+def _after_cached(mask: Tensor | None, t: int, offset: int, device: torch.device) -> Tensor | None:
+    """Causal visibility of t new queries after `offset` cached tokens, combined with `mask`:
+    query i sits at position offset + i and sees keys 0 .. offset + i, a causal mask aligned at
+    the bottom-right corner, (t, offset + t). One new token sees everything: no mask at all."""
+    if t == 1:
+        return mask
+    causal = torch.ones(t, offset + t, dtype=torch.bool, device=device).tril(offset)
+    return causal if mask is None else mask & causal
+
+
+class KVCache:
+    """The keys and values of the tokens a decoder has seen, one (k, v) pair per layer, each
+    (B, H, P, Dh): each new token then costs one position's work, not the whole prefix's.
+
+    A self-attention layer appends its new tokens' keys and values at every step; a
+    cross-attention layer stores those of the encoder's memory once.
+    """
+
+    def __init__(self, layers: list[tuple[Tensor, Tensor]] | None = None):
+        self.layers: list[tuple[Tensor, Tensor]] = [] if layers is None else list(layers)
+
+    def length(self, layer: int = 0) -> int:
+        """P, the positions cached in `layer` (0 before its first append)."""
+        return self.layers[layer][0].shape[2] if layer < len(self.layers) else 0
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the keys and values (B, H, t, Dh) of t new tokens to `layer` (layers fill in
+        order, 0 first) -> all of the layer's keys and values, (B, H, P + t, Dh)."""
+        if layer == len(self.layers):
+            self.layers.append((k, v))
+        else:
+            past_k, past_v = self.layers[layer]
+            # Old keys are never recomputed, only joined by the new ones.
+            self.layers[layer] = (torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2))
+        return self.layers[layer]
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> KVCache:
+        """A cache with `fn` applied to every tensor (e.g. reordering beams along dim 0)."""
+        return KVCache([(fn(k), fn(v)) for k, v in self.layers])
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (Vaswani et al. 2017, section 3.2.2), batch first: (B, T, D).
+
+    `rotary=True` rotates queries and keys by their positions (RoPE, Su et al. 2021) after
+    the head split, so that scores depend on positions only through their offset; it has
+    no parameters.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 rotary: bool = False):
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             fits = [h for h in range(1, d_model + 1) if d_model % h == 0]
@@ -230,48 +299,71 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)  # on the attention weights, as nn.MultiheadAttention
+        self.rotary = RotaryEmbedding(self.head_dim) if rotary else None
 
     def forward(
         self,
         query: Tensor,
-        key: Tensor,
-        value: Tensor,
+        key: Tensor | None,
+        value: Tensor | None,
         mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = True,
+        cache: KVCache | None = None,
+        layer: int = 0,
     ) -> tuple[Tensor, Tensor | None]:
         """(B, Lq, D), (B, Lk, D), (B, Lk, D) -> (output (B, Lq, D), weights (B, H, Lq, Lk)).
 
         `mask`: bool, broadcastable to (B, H, Lq, Lk), True = may attend. The weights are
         taken before dropout. `need_weights=False` returns `(output, None)` through
         `F.scaled_dot_product_attention` (a fused kernel: faster, less memory, same result).
+
+        With a `cache`, the keys and values of `key`/`value` join the P that `layer` of the
+        cache holds, and the queries sit at positions P.. (causal: query i sees keys 0..P+i);
+        `key=value=None` attends to the cached ones alone (an encoder's memory).
         """
         self._check_inputs(query, key, value)
+        if key is None and cache is None:
+            raise ValueError("key and value may be None only with a cache that holds them")
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
-        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
-        if need_weights:  # the explicit path of lesson 05, which keeps the weights to look at
-            weights = attention_weights(q, k, mask, is_causal)  # (B, H, Lq, Lk)
-            out = self.dropout(weights) @ v  # (B, H, Lq, Dh)
-        else:  # the fast path: never stores the (Lq, Lk) weights for the backward pass
-            dropout_p = self.dropout.p if self.training else 0.0
-            weights, out = None, _fused_attention(q, k, v, mask, is_causal, dropout_p)
+        offset = 0 if cache is None else cache.length(layer)  # P tokens already seen
+        if key is None:  # everything is in the cache
+            k, v = cache.layers[layer]  # (B, H, P, Dh)
+        else:
+            k, v = self.keys_values(key, value)  # (B, H, Lk, Dh) each
+            if self.rotary is not None:  # each pair of features turned by its position's angle
+                q, k = self.rotary(q, k, offset)
+            if cache is not None:
+                k, v = cache.append(layer, k, v)  # (B, H, P + Lk, Dh)
+        if cache is not None and is_causal:
+            mask, is_causal = _after_cached(mask, q.shape[2], offset, q.device), False
+        dropout_p = self.dropout.p if self.training else 0.0
+        out, weights = attend_heads(q, k, v, mask, is_causal, need_weights, dropout_p)
         return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
 
-    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
-        for name, x in (("query", query), ("key", key), ("value", value)):
+    def keys_values(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """The heads' keys and values: (B, Lk, D), (B, Lk, D) -> (B, H, Lk, Dh) each."""
+        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
+        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
+        return k, v
+
+    def _check_inputs(self, query: Tensor, key: Tensor | None, value: Tensor | None) -> None:
+        given = [("query", query)] + [(n, x) for n, x in (("key", key), ("value", value)) if x is not None]
+        for name, x in given:
             if x.dim() != 3 or x.shape[-1] != self.d_model:
                 raise ValueError(
                     f"{name} must have shape (B, T, d_model={self.d_model}) (batch first), got "
                     f"{tuple(x.shape)}. A (T, B, D) tensor from a batch_first=False model? "
                     "Transpose it with .transpose(0, 1)."
                 )
-        if not (query.shape[0] == key.shape[0] == value.shape[0]):
+        if len({x.shape[0] for _, x in given}) != 1:
             raise ValueError(
-                f"query, key, value must share the batch size, got {tuple(query.shape)}, "
-                f"{tuple(key.shape)}, {tuple(value.shape)}"
+                "query, key, value must share the batch size, got "
+                + ", ".join(str(tuple(x.shape)) for _, x in given)
             )
-        if key.shape[1] != value.shape[1]:
+        if (key is None) != (value is None):
+            raise ValueError("key and value must both be given, or both be None (cached)")
+        if key is not None and key.shape[1] != value.shape[1]:
             raise ValueError(
                 f"key and value must have the same length, got {tuple(key.shape)} and "
                 f"{tuple(value.shape)}"
@@ -301,6 +393,8 @@ class MultiHeadAttention(nn.Module):
 
     def to_torch(self) -> nn.MultiheadAttention:
         """An `nn.MultiheadAttention(batch_first=True)` with the same weights as this module."""
+        if self.rotary is not None:
+            raise ValueError("nn.MultiheadAttention has no rotary positions: to_torch needs rotary=False")
         bias = self.q_proj.bias is not None
         weight = self.q_proj.weight
         mha = nn.MultiheadAttention(

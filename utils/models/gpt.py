@@ -1,10 +1,10 @@
 """A GPT-style decoder-only Transformer (lesson 09; Radford et al. 2018, 2019), with a
 KV cache for generation.
 
-    ids (B, T) -> TokenEmbedding (learned positions) -> N x EncoderBlock(causal=True)
+    ids (B, T) -> TokenEmbedding (learned positions) -> N x CausalSelfAttentionBlock
                -> LayerNorm -> Linear (tied to the embedding) -> logits (B, T, V)
 
-The block is the shared pre-norm `EncoderBlock` of lesson 07 with a causal mask: a decoder
+The block is lesson 07's pre-norm block with causal self-attention: a decoder block
 without cross-attention. `GPT.forward(ids, targets=None)` is all that training needs (it
 returns the loss when given targets), so the model drops into any training loop, DDP's
 included. Generation adds a *KV cache*: each layer keeps the keys and values of the tokens
@@ -19,14 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.models.attention import MultiHeadAttention, merge_heads, split_heads
-from utils.models.transformer import EncoderBlock, TokenEmbedding, init_weights
+from utils.models.attention import KVCache, MultiHeadAttention
+from utils.models.transformer import CausalSelfAttentionBlock, TokenEmbedding, init_weights
 from utils.sampling import sample_next
 
 IGNORE_INDEX = -100  # targets at this value carry no loss (prompt tokens, padding)
-
-# The keys and values of one layer, each (B, H, P, Dh) for the P tokens seen so far.
-LayerCache = tuple[Tensor, Tensor]
 
 
 @dataclass(frozen=True)
@@ -51,29 +48,21 @@ class GPTConfig:
 
 
 def cached_self_attention(attn: MultiHeadAttention, x: Tensor,
-                          past: LayerCache | None = None) -> tuple[Tensor, LayerCache]:
+                          past: tuple[Tensor, Tensor] | None = None
+                          ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Causal self-attention of t new tokens over the P cached ones and themselves:
-    x (B, t, D), past (k, v) each (B, H, P, Dh) -> (output (B, t, D), (k, v) (B, H, P+t, Dh))."""
-    H, t = attn.num_heads, x.shape[1]
-    q = split_heads(attn.q_proj(x), H)  # (B, H, t, Dh)
-    k = split_heads(attn.k_proj(x), H)  # (B, H, t, Dh)
-    v = split_heads(attn.v_proj(x), H)  # (B, H, t, Dh)
-    if past is not None:
-        k = torch.cat([past[0], k], dim=2)  # (B, H, P+t, Dh): old keys are never recomputed
-        v = torch.cat([past[1], v], dim=2)  # (B, H, P+t, Dh)
-    P = k.shape[2] - t
-    # New query i sits at position P + i and may see keys 0 .. P + i: a causal mask aligned
-    # at the bottom-right corner. One new token (t = 1) may see everything: no mask at all.
-    mask = None if t == 1 else torch.ones(t, P + t, dtype=torch.bool, device=x.device).tril(P)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, t, Dh)
-    return attn.out_proj(merge_heads(out)), (k, v)  # (B, t, D)
+    x (B, t, D), past (k, v) each (B, H, P, Dh) -> (output (B, t, D), (k, v) (B, H, P+t, Dh)).
+    One layer of what `attn(..., cache=KVCache)` does (lesson 09's exercise)."""
+    cache = KVCache([] if past is None else [past])
+    out, _ = attn(x, x, x, is_causal=True, need_weights=False, cache=cache)
+    return out, cache.layers[0]
 
 
-def gpt_block(d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0) -> EncoderBlock:
-    """One GPT layer, (B, T, D) -> (B, T, D): lesson 07's pre-norm block with a causal mask and
-    a GELU MLP, x + attn(LN(x)) then x + MLP(LN(x)) (lesson 09's `GPTBlock` exercise)."""
-    return EncoderBlock(d_model, num_heads, d_ff, dropout, norm_first=True, causal=True,
-                        activation="gelu")
+def gpt_block(d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0) -> CausalSelfAttentionBlock:
+    """One GPT layer, (B, T, D) -> (B, T, D): lesson 07's pre-norm block with causal
+    self-attention and a GELU MLP, x + attn(LN(x)) then x + MLP(LN(x)) (lesson 09's
+    `GPTBlock` exercise)."""
+    return CausalSelfAttentionBlock(d_model, num_heads, d_ff, dropout, norm_first=True, activation="gelu")
 
 
 class GPT(nn.Module):
@@ -115,17 +104,17 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),  # (B*T, V), (B*T,)
                                ignore_index=IGNORE_INDEX)
 
-    def forward_cached(self, ids: Tensor, past: list[LayerCache] | None = None
-                       ) -> tuple[Tensor, list[LayerCache]]:
-        """New tokens ids (B, t) after the cached ones -> (logits (B, t, V), the longer cache)."""
-        offset = 0 if past is None else past[0][0].shape[2]  # P tokens already seen
+    def forward_cached(self, ids: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """New tokens ids (B, t) after the cached ones -> (logits (B, t, V), the longer cache);
+        `past` itself is left as it was."""
+        cache = KVCache() if past is None else KVCache(past.layers)
+        offset = cache.length()  # P tokens already seen
         if offset + ids.shape[1] > self.config.max_len:
             raise ValueError(f"{offset + ids.shape[1]} tokens exceed the context max_len="
                              f"{self.config.max_len}")
         x = self.embed(ids, offset=offset)  # (B, t, D), positions P .. P+t-1
-        cache: list[LayerCache] = []
-        for i, block in enumerate(self.blocks):
-            x = _cached_block(block, x, None if past is None else past[i], cache)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
         return self.lm_head(self.norm(x)), cache
 
     @torch.no_grad()
@@ -174,20 +163,6 @@ def _init_weights(model: GPT, c: GPTConfig) -> None:
     if c.pad_id is not None:
         with torch.no_grad():
             model.embed.tokens.weight[c.pad_id].zero_()
-
-
-def _cached_block(block: EncoderBlock, x: Tensor, past: LayerCache | None,
-                  cache: list[LayerCache]) -> Tensor:
-    """One causal EncoderBlock on new tokens x (B, t, D) with its layer's cache; appends the
-    layer's new (k, v) to `cache`. Same weights, same residual branches as `block(x)`."""
-
-    def attention(h: Tensor) -> Tensor:
-        out, kv = cached_self_attention(block.self_attn, h, past)
-        cache.append(kv)
-        return out
-
-    x = block.attn_branch(x, attention)
-    return block.ff_branch(x, block.feed_forward)
 
 
 def parameter_count(config: GPTConfig) -> int:

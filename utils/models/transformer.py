@@ -3,14 +3,14 @@
 - `FeedForward`: the position-wise two-layer MLP (section 3.3).
 - `EncoderBlock`: self-attention + feed-forward, each in a residual branch with LayerNorm,
   either post-norm (the paper: `norm(x + f(x))`) or pre-norm (`x + f(norm(x))`, Xiong et al.
-  2020, which trains stably without a long warm-up). With `causal=True` it is also the block
-  of a decoder-only GPT.
+  2020, which trains stably without a long warm-up); `rotary=True` gives its attention
+  rotary positions (RoPE, Su et al. 2021).
+- `CausalSelfAttentionBlock`: the same with causal self-attention, the block of a
+  decoder-only GPT (and a KV cache for generation).
 - `DecoderBlock`: causal self-attention, cross-attention over the encoder's output, and
   feed-forward (section 3.1).
 - `TokenEmbedding`: token embedding scaled by sqrt(d_model), plus positions (section 3.4),
   or none when the attention layers carry them (`positions="none"` with `rotary=True`).
-- `RotaryMultiHeadAttention`: multi-head attention with rotary positions (RoPE, Su et al.
-  2021); `EncoderBlock(..., rotary=True)` uses it for its self-attention.
 
 Masks follow the course convention: bool, True = may attend. A key padding mask arrives as
 (B, Lk) (True = real token) and is broadcast to (B, 1, 1, Lk) over heads and queries.
@@ -21,17 +21,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from utils.models.attention import (
-    MultiHeadAttention,
-    attention_weights,
-    merge_heads,
-    padding_mask,
-    split_heads,
-)
-from utils.models.positions import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding
+from utils.models.attention import KVCache, MultiHeadAttention, padding_mask
+from utils.models.positions import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
 
 class FeedForward(nn.Module):
@@ -70,67 +63,46 @@ class _Residual(nn.Module):
         return self.norm(x + self.dropout(branch(x)))  # norm(x + f(x)), as in the paper
 
 
-class RotaryMultiHeadAttention(MultiHeadAttention):
-    """`MultiHeadAttention` whose queries and keys are rotated by RoPE (Su et al. 2021)
-    before q·kᵀ, so that scores depend on positions only through their offset.
-    Same interface and parameters: (B, Lq, D), (B, Lk, D), (B, Lk, D) -> ((B, Lq, D), weights)."""
-
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 base: float = 10000.0):
-        super().__init__(d_model, num_heads, dropout, bias)
-        self.rotary = RotaryEmbedding(self.head_dim, base)
-
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
-                is_causal: bool = False, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """Positions 0..Lq-1 for the queries and 0..Lk-1 for the keys (self-attention)."""
-        self._check_inputs(query, key, value)
-        q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
-        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
-        q, k = self.rotary(q, k)  # (B, H, L, Dh): each pair of features turned by its angle
-        if need_weights or not self._fused_ok(mask, is_causal):
-            weights = attention_weights(q, k, mask, is_causal)  # (B, H, Lq, Lk)
-            out = self.dropout(weights) @ v  # (B, H, Lq, Dh)
-        else:  # PyTorch's fused kernel: same result, never stores the (Lq, Lk) weights
-            dropout_p = self.dropout.p if self.training else 0.0
-            weights, out = None, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                                                is_causal=is_causal)
-        return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
-
-    @staticmethod
-    def _fused_ok(mask: Tensor | None, is_causal: bool) -> bool:
-        """The fused kernel takes one of mask / is_causal, and gives NaN to a query that sees
-        no key: use it only where neither can happen (the explicit path handles both)."""
-        if mask is None:
-            return True
-        return not is_causal and mask.dtype == torch.bool and bool(mask.any(dim=-1).all())
-
-
 class EncoderBlock(nn.Module):
-    """Self-attention then feed-forward, each residual: (B, T, D) -> (B, T, D).
+    """Self-attention over every position, then feed-forward, each residual: (B, T, D) -> (B, T, D).
 
     `rotary=True` rotates the queries and keys by their positions 0..T-1 (RoPE), for models
-    that put no positions in their embeddings. The rotation assumes the sequence starts at
-    position 0, so a KV-cached decoder (lesson 09's GPT) keeps the default.
+    that put no positions in their embeddings.
     """
 
+    causal = False  # every position sees every other one
+
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = True, causal: bool = False, activation: str = "relu",
-                 rotary: bool = False):
+                 norm_first: bool = True, activation: str = "relu", rotary: bool = False):
         super().__init__()
-        self.causal = causal
-        attention = RotaryMultiHeadAttention if rotary else MultiHeadAttention
-        self.self_attn = attention(d_model, num_heads, dropout)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout, rotary=rotary)
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
         self.attn_branch = _Residual(d_model, dropout, norm_first)
         self.ff_branch = _Residual(d_model, dropout, norm_first)
 
     def forward(self, x: Tensor, token_mask: Tensor | None = None, need_weights: bool = False) -> Tensor:
         """x (B, T, D), token_mask (B, T) True = real token -> (B, T, D)."""
-        mask = key_mask(token_mask)
+        return self._attend_then_feed_forward(x, key_mask(token_mask), need_weights)
+
+    def _attend_then_feed_forward(self, x: Tensor, mask: Tensor | None, need_weights: bool = False,
+                                  cache: KVCache | None = None, layer: int = 0) -> Tensor:
         x = self.attn_branch(x, lambda h: self.self_attn(
-            h, h, h, mask=mask, is_causal=self.causal, need_weights=need_weights)[0])
+            h, h, h, mask=mask, is_causal=self.causal, need_weights=need_weights, cache=cache,
+            layer=layer)[0])
         return self.ff_branch(x, self.feed_forward)
+
+
+class CausalSelfAttentionBlock(EncoderBlock):
+    """The block of a decoder-only model (GPT): causal self-attention, where position t sees
+    positions 0..t only, then feed-forward, each residual: (B, T, D) -> (B, T, D). A decoder
+    block without cross-attention; the same parameters as `EncoderBlock`."""
+
+    causal = True
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """x (B, t, D) -> (B, t, D). With a `cache`, x holds the tokens after the P cached ones
+        (positions P..P+t-1), and their keys and values join `layer` of the cache."""
+        return self._attend_then_feed_forward(x, None, cache=cache, layer=layer)
 
 
 class DecoderBlock(nn.Module):
@@ -146,14 +118,20 @@ class DecoderBlock(nn.Module):
         self.cross_branch = _Residual(d_model, dropout, norm_first)
         self.ff_branch = _Residual(d_model, dropout, norm_first)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-                memory_mask: Tensor | None = None) -> Tensor:
-        """y (B, T, D) targets so far, memory (B, S, D) encoder output; masks (B, T), (B, S)."""
+    def forward(self, y: Tensor, memory: Tensor | None, tgt_mask: Tensor | None = None,
+                memory_mask: Tensor | None = None, cache: KVCache | None = None,
+                memory_cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """y (B, T, D) targets so far, memory (B, S, D) encoder output; masks (B, T), (B, S).
+
+        With a `cache`, y holds the positions after the cached ones, whose self-attention
+        keys and values join `layer` of the cache; with a `memory_cache` (holding the memory's
+        keys and values, see `MultiHeadAttention.keys_values`), `memory` may be None.
+        """
         self_mask, cross_mask = key_mask(tgt_mask), key_mask(memory_mask)
         y = self.self_branch(y, lambda h: self.self_attn(
-            h, h, h, mask=self_mask, is_causal=True, need_weights=False)[0])
+            h, h, h, mask=self_mask, is_causal=True, need_weights=False, cache=cache, layer=layer)[0])
         y = self.cross_branch(y, lambda h: self.cross_attn(
-            h, memory, memory, mask=cross_mask, need_weights=False)[0])
+            h, memory, memory, mask=cross_mask, need_weights=False, cache=memory_cache, layer=layer)[0])
         return self.ff_branch(y, self.feed_forward)
 
 

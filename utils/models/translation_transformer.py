@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from utils.models.attention import KVCache
 from utils.models.transformer import DecoderBlock, EncoderBlock, TokenEmbedding
 
 
@@ -116,41 +116,39 @@ class Transformer(nn.Module):
 
     # The decoding interface of `utils.decoding` (shared with lessons 03 and 04).
     def start(self, src: Tensor, src_mask: Tensor | None = None, cache: bool = True
-              ) -> dict[str, Tensor]:
+              ) -> dict[str, Tensor | KVCache]:
         """Encode once: the decoding state (batch on dim 0) before the first target token.
 
-        With `cache`, the state also holds each decoder layer's keys and values: those of
-        cross-attention, computed once from the memory, and those of self-attention, which
-        grow by one position per step (the KV cache of lesson 09). Without it, every step
-        re-reads the whole prefix: the same logits, more work.
+        With `cache`, the state also holds two `KVCache`s: `memory_cache`, each decoder
+        layer's cross-attention keys and values, computed once from the memory, and
+        `cache`, those of self-attention, which grow by one position per step (the KV cache
+        of lesson 09). Without it, every step re-reads the whole prefix: the same logits,
+        more work.
         """
         if src_mask is None:
             src_mask = src != self.config.pad_id
         memory = self.encode(src, src_mask)  # (B, S, D)
-        state = {"memory": memory, "src_mask": src_mask}
+        state: dict[str, Tensor | KVCache] = {"memory": memory, "src_mask": src_mask}
         if cache:
-            from utils.models.attention import split_heads
-
-            B, H = src.shape[0], self.config.num_heads
-            empty = memory.new_zeros(B, H, 0, self.config.d_model // H)  # (B, H, 0, Dh): no token yet
-            for i, block in enumerate(self.decoder):
-                state[f"cross_k{i}"] = split_heads(block.cross_attn.k_proj(memory), H)  # (B, H, S, Dh)
-                state[f"cross_v{i}"] = split_heads(block.cross_attn.v_proj(memory), H)  # (B, H, S, Dh)
-                state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
+            memory_cache = KVCache()
+            for layer, block in enumerate(self.decoder):
+                memory_cache.append(layer, *block.cross_attn.keys_values(memory, memory))  # (B, H, S, Dh)
+            state["memory_cache"], state["cache"] = memory_cache, KVCache()
         return state
 
-    def step(self, tokens: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def step(self, tokens: Tensor, state: dict[str, Tensor | KVCache]
+             ) -> tuple[Tensor, dict[str, Tensor | KVCache]]:
         """tokens so far (B, t), <bos> first -> logits of the next one (B, V) and the state."""
-        if "self_k0" not in state:  # no cache: the decoder re-reads the prefix
+        if "cache" not in state:  # no cache: the decoder re-reads the prefix
             logits = self.decode(tokens, state["memory"], state["src_mask"])  # (B, t, V)
             return logits[:, -1], state
-        seen = state["self_k0"].shape[2]  # positions already in the cache
+        cache = KVCache(state["cache"].layers)  # the caller's state stays as it was
+        seen = cache.length()  # positions already in the cache
         y = self.tgt_embed(tokens[:, seen:], offset=seen)  # (B, t - seen, D): only the new tokens
-        state = dict(state)
-        cross_mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
-        for i, block in enumerate(self.decoder):
-            y = _cached_decoder_block(block, y, state, i, cross_mask)
-        return self.generator(self.decoder_norm(y))[:, -1], state  # (B, V)
+        for layer, block in enumerate(self.decoder):
+            y = block(y, None, memory_mask=state["src_mask"], cache=cache,
+                      memory_cache=state["memory_cache"], layer=layer)
+        return self.generator(self.decoder_norm(y))[:, -1], {**state, "cache": cache}  # (B, V)
 
     def translate(self, src: Tensor, src_mask: Tensor | None = None, *, bos_id: int, eos_id: int,
                   max_len: int, beam_size: int = 1, alpha: float = 0.6) -> Tensor:
@@ -171,30 +169,6 @@ class Transformer(nn.Module):
                 return beam_search(self.step, state, beam_size=beam_size, alpha=alpha, **kwargs)
         finally:
             self.train(was_training)
-
-
-def _cached_decoder_block(block: DecoderBlock, y: Tensor, state: dict[str, Tensor], i: int,
-                          cross_mask: Tensor) -> Tensor:
-    """`block` on the new target positions y (B, t, D), reading and extending layer i's cache
-    in `state`; the same weights and residual branches as `block(y, memory, ...)`."""
-    from utils.models.attention import merge_heads, split_heads
-    from utils.models.gpt import cached_self_attention
-
-    def self_attention(h: Tensor) -> Tensor:
-        past = (state[f"self_k{i}"], state[f"self_v{i}"])
-        out, (state[f"self_k{i}"], state[f"self_v{i}"]) = cached_self_attention(block.self_attn, h, past)
-        return out
-
-    def cross_attention(h: Tensor) -> Tensor:
-        attn = block.cross_attn
-        q = split_heads(attn.q_proj(h), attn.num_heads)  # (B, H, t, Dh)
-        out = F.scaled_dot_product_attention(q, state[f"cross_k{i}"], state[f"cross_v{i}"],
-                                             attn_mask=cross_mask)  # (B, H, t, Dh)
-        return attn.out_proj(merge_heads(out))  # (B, t, D)
-
-    y = block.self_branch(y, self_attention)
-    y = block.cross_branch(y, cross_attention)
-    return block.ff_branch(y, block.feed_forward)
 
 
 # ---------------------------------------------------------------- the parameter count

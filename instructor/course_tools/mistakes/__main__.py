@@ -1,0 +1,5 @@
+import sys
+
+from course_tools.mistakes.run import main
+
+sys.exit(main())

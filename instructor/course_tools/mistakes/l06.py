@@ -1,0 +1,82 @@
+"""Planted mistakes of lesson 06 (multi-head attention and positions)."""
+
+from course_tools.mistakes import Mistake
+
+MISTAKES = [
+    # split_heads
+    Mistake("split_heads", "a view straight to (B, H, T, Dh), no transpose",
+            old="x = x.view(B, T, num_heads, D // num_heads)  # (B, T, H, Dh): cut each token's features\n"
+                "    return x.transpose(1, 2)  # (B, H, T, Dh): heads become a batch dim",
+            new="return x.view(B, num_heads, T, D // num_heads)", hint=("view straight",)),
+    Mistake("split_heads", "cut into heads but never transposed", old="return x.transpose(1, 2)",
+            new="return x", hint=("transpose(1, 2)",)),
+    Mistake("split_heads", "head width num_heads instead of D // num_heads", old="D // num_heads)",
+            new="num_heads)", hint=("d_model // H",)),
+    Mistake("split_heads", "transposed the wrong dims", old="x.transpose(1, 2)", new="x.transpose(2, 3)",
+            hint=("wrong dims",)),
+    # merge_heads
+    Mistake("merge_heads", "transpose result not kept (as if in place)", old="x = x.transpose(1, 2)",
+            new="x.transpose(1, 2)", hint=("without transposing",)),
+    Mistake("merge_heads", "view on the transposed, non-contiguous tensor", old="x.reshape(B, T, H * Dh)",
+            new="x.view(B, T, H * Dh)", hint=("contiguous",)),
+    Mistake("merge_heads", "transposed the wrong dims", old="x.transpose(1, 2)", new="x.transpose(2, 3)",
+            hint=("wrong dims",)),
+    # MultiHeadAttention
+    Mistake("MultiHeadAttention", "heads split before projecting",
+            old="self.q_proj(query).view(B, Lq, H, Dh)", new="self.q_proj(query.view(B, Lq, H, Dh))",
+            hint=("before splitting",)),
+    Mistake("MultiHeadAttention", "no output projection", old="return self.out_proj(out), weights",
+            new="return out, weights", hint=("out_proj",)),
+    Mistake("MultiHeadAttention", "heads merged without transposing back",
+            old="(weights @ v).transpose(1, 2).reshape(B, Lq, H * Dh)",
+            new="(weights @ v).reshape(B, Lq, H * Dh)",
+            hint=("without transposing",)),
+    Mistake("MultiHeadAttention", "scaled by sqrt(d_model) instead of sqrt(head_dim)", old="/ math.sqrt(Dh)",
+            new="/ math.sqrt(self.d_model)", hint=("sqrt(head_dim)",)),
+    Mistake("MultiHeadAttention", "no scaling at all", old=" / math.sqrt(Dh)", new="",
+            hint=("not scaled",)),
+    Mistake("MultiHeadAttention", "a head dim added to a mask that already broadcasts over heads",
+            old="masked_fill(~mask,", new="masked_fill(~mask.unsqueeze(1),", hint=("unsqueeze",)),
+    Mistake("MultiHeadAttention", "hidden scores set to 0 instead of -inf",
+            old='masked_fill(~mask, float("-inf"))', new="masked_fill(~mask, 0.0)", hint=("not -inf",)),
+    Mistake("MultiHeadAttention", "inverted mask", old="masked_fill(~mask,", new="masked_fill(mask,",
+            hint=("inverted",)),
+    Mistake("MultiHeadAttention", "softmax over the queries", old="torch.softmax(scores, dim=-1)",
+            new="torch.softmax(scores, dim=-2)", hint=("over the queries",)),
+    Mistake("MultiHeadAttention", "keys projected from the query (self-attention only)",
+            old="self.k_proj(key)", new="self.k_proj(query)", hint=("cross-attention",)),
+    Mistake("MultiHeadAttention", "returns the output only", old="return self.out_proj(out), weights",
+            new="return self.out_proj(out)", hint=("pair",)),
+    # sinusoidal_encoding
+    Mistake("sinusoidal_encoding", "sin and cos swapped",
+            old="pe[:, 0::2] = torch.sin(angles)  # even features\n    pe[:, 1::2] = torch.cos(angles)",
+            new="pe[:, 0::2] = torch.cos(angles)  # even features\n    pe[:, 1::2] = torch.sin(angles)",
+            hint=("swapped",)),
+    Mistake("sinusoidal_encoding", "sines and cosines in two halves",
+            old="pe[:, 0::2] = torch.sin(angles)  # even features\n    pe[:, 1::2] = torch.cos(angles)",
+            new="pe[:, :d_model // 2] = torch.sin(angles)  # even features\n"
+                "    pe[:, d_model // 2:] = torch.cos(angles)",
+            hint=("interleave",)),
+    Mistake("sinusoidal_encoding", "exponent i/D instead of 2i/D",
+            old="two_i = torch.arange(0, d_model, 2, dtype=torch.float32)",
+            new="two_i = torch.arange(d_model // 2, dtype=torch.float32)", hint=("2i/D",)),
+    Mistake("sinusoidal_encoding", "positions counted from 1",
+            old="torch.arange(seq_len, dtype=torch.float32)",
+            new="torch.arange(1, seq_len + 1, dtype=torch.float32)", hint=("position 0",)),
+    Mistake("sinusoidal_encoding", "position multiplied by the wavelength factor", old="pos / 10000 **",
+            new="pos * 10000 **", hint=("divide",)),
+    # rotate_pairs
+    Mistake("rotate_pairs", "rotation by -angle",
+            old="(x_even * cos - x_odd * sin,  # first coordinate of the rotated pair\n"
+                "                           x_even * sin + x_odd * cos)",
+            new="(x_even * cos + x_odd * sin,  # first coordinate of the rotated pair\n"
+                "                           -x_even * sin + x_odd * cos)",
+            hint=("wrong way",)),
+    Mistake("rotate_pairs", "first half paired with second half", old="x[..., 0::2], x[..., 1::2]",
+            new="x[..., :x.shape[-1] // 2], x[..., x.shape[-1] // 2:]", hint=("second half",)),
+    Mistake("rotate_pairs", "rotated pairs concatenated, not interleaved", old="dim=-1)  # (..., T, Dh/2, 2)",
+            new="dim=-2)  # (..., T, Dh/2, 2)", hint=("interleaved",)),
+    Mistake("rotate_pairs", "even and odd coordinates swapped",
+            old="x_even, x_odd = x[..., 0::2], x[..., 1::2]",
+            new="x_odd, x_even = x[..., 0::2], x[..., 1::2]", hint=("swapped",)),
+]

@@ -1,0 +1,88 @@
+"""Planted mistakes of lesson 08 (the Transformer for translation): slips in the decoder block, the
+label-smoothed loss, the warm-up schedule, the training loop and beam search."""
+
+from course_tools.mistakes import Mistake
+
+_CLIP = "        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)  # before the step that uses them\n"
+_STEP = "        optimizer.step()\n"
+_SCHEDULE = "        scheduler.step()  # after the optimiser's step: the next batch runs at the next rate\n"
+
+MISTAKES = [
+    # DecoderLayer
+    Mistake("DecoderLayer", "self-attention without the causal mask", old="is_causal=True",
+            new="is_causal=False", hint=("is_causal",)),
+    Mistake("DecoderLayer", "the source mask not passed to cross-attention", old="mask=mask, ", new="",
+            hint=("padding mask",)),
+    Mistake("DecoderLayer", "cross-attention over the decoder's own states",
+            old="self.cross_attn(h, memory, memory, mask=mask", new="self.cross_attn(h, h, h, mask=mask",
+            hint=("memory",)),
+    Mistake("DecoderLayer", "the key mask shaped (B, 1, S), without the head dim",
+            old="memory_mask[:, None, None, :]", new="memory_mask[:, None, :]",
+            hint=("mask of the wrong shape",)),
+    Mistake("DecoderLayer", "no residual around the feed-forward",
+            old="return y + self.feed_forward(self.norm3(y))", new="return self.feed_forward(self.norm3(y))",
+            hint=("residual",)),
+    Mistake("DecoderLayer", "norm1 reused before cross-attention", old="h = self.norm2(y)",
+            new="h = self.norm1(y)", hint=("own",)),
+    # label_smoothed_loss
+    Mistake("label_smoothed_loss", "the smoothing term forgotten",
+            old="loss = (1 - smoothing) * nll + smoothing * uniform", new="loss = nll",
+            hint=("smoothing term",)),
+    Mistake("label_smoothed_loss", "padding averaged in", old="return (loss * keep).sum() / keep.sum()",
+            new="return loss.mean()", hint=("padding",)),
+    Mistake("label_smoothed_loss", "divided by all positions", old="/ keep.sum()", new="/ keep.numel()",
+            hint=("real tokens",)),
+    Mistake("label_smoothed_loss", "softmax instead of log_softmax", old="torch.log_softmax(logits",
+            new="torch.softmax(logits", hint=("log_softmax",)),
+    Mistake("label_smoothed_loss", "log_softmax over the positions", old="dim=-1)  # (B, T, V)",
+            new="dim=1)  # (B, T, V)", hint=("vocabulary",)),
+    Mistake("label_smoothed_loss", "the uniform term summed over V", old="-log_probs.mean(dim=-1)",
+            new="-log_probs.sum(dim=-1)", hint=("average",)),
+    Mistake("label_smoothed_loss", "the minus sign of the nll dropped", old="nll = -log_probs",
+            new="nll = log_probs", hint=("minus sign",)),
+    # warmup_lr
+    Mistake("warmup_lr", "max instead of min", old="min(", new="max(", hint=("max",)),
+    Mistake("warmup_lr", "d_model ** 0.5", old="d_model ** -0.5", new="d_model ** 0.5", hint=("D^-0.5",)),
+    Mistake("warmup_lr", "warmup ** -0.5 in the warm-up branch", old="warmup_steps ** -1.5",
+            new="warmup_steps ** -0.5", hint=("-1.5",)),
+    Mistake("warmup_lr", "the step counted from 0", old="min(step ** -0.5, step * ",
+            new="min((step + 1) ** -0.5, (step + 1) * ", hint=("counted from 1",)),
+    Mistake("warmup_lr", "factor forgotten", old="return factor * ", new="return ", hint=("factor",)),
+    # train_steps
+    Mistake("train_steps", "forgot zero_grad", old="        optimizer.zero_grad()  #", new="        #",
+            hint=("zero_grad", "never zeroed")),
+    Mistake("train_steps", "zero_grad without its parentheses", old="optimizer.zero_grad()",
+            new="optimizer.zero_grad", hint=("parentheses", "never zeroed")),
+    Mistake("train_steps", "zero_grad between backward and step",
+            old="        loss.backward()\n", new="        loss.backward()\n        optimizer.zero_grad()\n",
+            hint=("between backward()",)),
+    Mistake("train_steps", "forgot optimizer.step()", old=_STEP, new="",
+            hint=("optimizer.step()", "never moved")),
+    Mistake("train_steps", "no gradient clipping", old=_CLIP, new="", hint=("never clipped",)),
+    Mistake("train_steps", "clipping after the step", old=_CLIP + _STEP, new=_STEP + _CLIP,
+            hint=("clipping after the step",)),
+    Mistake("train_steps", "clip_grad_value_ instead of clip_grad_norm_", old="clip_grad_norm_(",
+            new="clip_grad_value_(", hint=("clip_grad_value_",)),
+    Mistake("train_steps", "the scheduler never stepped", old=_SCHEDULE, new="", hint=("never stepped",)),
+    Mistake("train_steps", "the scheduler stepped before the optimizer", old=_STEP + _SCHEDULE,
+            new=_SCHEDULE + _STEP, hint=("scheduler.step() ran before",)),
+    Mistake("train_steps", "the loss tensors collected, not floats", old="losses.append(loss.item())",
+            new="losses.append(loss)", hint=("python floats", "item()")),
+    Mistake("train_steps", "loss.item() before backward", old="loss = loss_fn(model, batch)",
+            new="loss = loss_fn(model, batch).item()", hint=("python float", "backward()")),
+    Mistake("train_steps", "model.parameters without parentheses", old="clip_grad_norm_(model.parameters()",
+            new="clip_grad_norm_(model.parameters", hint=("parentheses",)),
+    Mistake("train_steps", "returns the last loss, not the list", old="    return losses\n",
+            new="    return losses[-1]\n", hint=("whole list",)),
+    # beam_search
+    Mistake("beam_search", "every row of the beam alive at the start", old="scores[:, 0] = 0.0",
+            new="scores[:, :] = 0.0", hint=("-inf",)),
+    Mistake("beam_search", "finished hypotheses not frozen",
+            old="        log_probs = torch.where(finished[:, None], frozen, log_probs)\n", new="",
+            hint=("freeze",)),
+    Mistake("beam_search", "raw logits summed, no log_softmax",
+            old="torch.log_softmax(logits.float(), dim=-1)", new="logits.float()", hint=("log_softmax",)),
+    Mistake("beam_search", "no length normalisation",
+            old="normalised = scores / lengths.reshape(B, K).clamp(min=1).float() ** alpha",
+            new="normalised = scores", hint=("length ** alpha",)),
+]

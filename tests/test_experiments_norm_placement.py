@@ -1,0 +1,89 @@
+"""utils.experiments.norm_placement: lesson 07's pre-norm / post-norm race and the token
+spread it reports, at the grading size (seconds)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from utils.experiments import norm_placement
+from utils.experiments.common import ReviewTask, review_data
+from utils.runtime import Profile
+
+GRADING = Profile("grading")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["grading", "cpu", "gpu"])
+def test_the_norm_race_differs_only_in_the_norm_placement(name: str) -> None:
+    pre, post = norm_placement.norm_runs(Profile(name))
+    assert pre.norm_first and not post.norm_first
+    assert dataclasses.replace(pre, norm_first=False) == post
+
+
+def test_the_asserted_norm_races_use_six_layers_of_width_64_at_one_constant_rate() -> None:
+    # Post-norm collapses robustly only in a stack this deep and wide (measured in norm_runs).
+    cpu, gpu = norm_placement.norm_runs(Profile("cpu"))[0], norm_placement.norm_runs(Profile("gpu"))[0]
+    for run in (cpu, gpu):
+        assert (run.num_layers, run.d_model, run.batch_size, run.lr) == (6, 64, 64, 7e-3)
+    assert cpu.task.max_len < gpu.task.max_len and cpu.steps < gpu.steps  # the CPU's race is cheaper
+    assert norm_placement.norm_runs(GRADING)[0].steps < cpu.steps
+
+
+def test_a_norm_run_records_every_step_its_token_spread_and_whether_it_diverged() -> None:
+    tiny = ReviewTask(num_train=100, num_test=20)
+    run = dataclasses.replace(norm_placement.norm_runs(GRADING)[1], steps=4, task=tiny)
+    model, info = norm_placement.train_norm_variant(run, "cpu")
+    assert not model.config.norm_first
+    assert info["diverged"] in (True, False)
+    assert len(info["losses"]) == 4 or info["diverged"]
+    assert 0 <= info["token_spread"] <= 1 or info["diverged"]
+
+
+class _Encoder(torch.nn.Module):
+    """An encoder that returns the given vectors (B, T, D), whatever the tokens."""
+
+    def __init__(self, h: torch.Tensor) -> None:
+        super().__init__()
+        self.h = h
+
+    def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.h[:, : tokens.shape[1]], mask
+
+
+def test_token_spread_is_zero_when_every_token_of_a_review_comes_out_the_same() -> None:
+    data = review_data(ReviewTask(num_train=100, num_test=20))
+    reviews = data.test[:3]
+    length = data.batch(reviews).tokens.shape[1]
+    per_review = torch.randn(3, 1, 8)  # one vector per review, repeated at every position
+    assert norm_placement.token_spread(_Encoder(per_review.expand(3, length, 8)), data, reviews, "cpu") < 1e-6
+    spread = norm_placement.token_spread(_Encoder(torch.randn(3, length, 8)), data, reviews, "cpu")
+    assert 0.5 < spread <= 1  # independent random vectors: spread = sqrt(1 - 1/T) on average
+
+
+def test_token_spread_ignores_padding() -> None:
+    data = review_data(ReviewTask(num_train=100, num_test=20))
+    by_length = sorted(data.test, key=lambda r: len(r.text.split()))
+    reviews = [by_length[0], by_length[-1]]
+    batch = data.batch(reviews)
+    assert not batch.mask.all()  # the short review is padded
+    h = torch.randn(1, 1, 8).repeat(2, batch.tokens.shape[1], 1)  # (2, T, 8): constant at real tokens
+    h[~batch.mask] = 100.0  # padding positions hold something else entirely
+    assert norm_placement.token_spread(_Encoder(h), data, reviews, "cpu") < 1e-6
+
+
+def test_a_diverging_run_is_reported_not_raised(monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise FloatingPointError("the loss became nan")
+
+    monkeypatch.setattr(norm_placement, "train", explode)
+    task = ReviewTask(num_train=100, num_test=20)
+    run = dataclasses.replace(norm_placement.norm_runs(GRADING)[0], steps=3, seed=7, task=task)
+    _, info = norm_placement.train_norm_variant(run, "cpu")
+    assert info["diverged"] is True

@@ -1,5 +1,0 @@
-import sys
-
-from utils.course.mistakes.run import main
-
-sys.exit(main())

@@ -82,8 +82,9 @@ def rotary_mistakes(x: Tensor, cos: Tensor, sin: Tensor) -> dict[str, Tensor]:
         "the rotation goes the wrong way (by -angle): the first coordinate is "
         "x_even*cos - x_odd*sin, the second x_even*sin + x_odd*cos":
             positions.apply_rotary_embedding(x, cos, -sin),
-        "the first half of the features was paired with the second half; pair adjacent "
-        "features (0, 1), (2, 3), ...": torch.cat(rotate(first, second), -1),
+        "the first half of the features was paired with the second half: a valid convention "
+        "(GPT-NeoX's), but not this exercise's: pair adjacent features (0, 1), (2, 3), ...":
+            torch.cat(rotate(first, second), -1),
         "the first half of the features was paired with the second half (then interleaved); pair "
         "adjacent features: x[..., 0::2] with x[..., 1::2]": interleave(rotate(first, second)),
         "the rotated pairs were concatenated, not interleaved: stack them on a new last dim, "

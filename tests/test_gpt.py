@@ -151,3 +151,26 @@ def test_low_temperature_concentrates_the_samples() -> None:
     cold = sample_next(logits, 0.3, generator=generator)
     warm = sample_next(logits, 3.0, generator=generator)
     assert (cold == 0).float().mean() > 0.9 > (warm == 0).float().mean()
+
+
+@pytest.mark.parametrize("num_kv_heads, window", [(2, None), (1, 4)], ids=["GQA", "MQA-windowed"])
+def test_parameter_count_matches_the_formula_with_fewer_kv_heads(num_kv_heads: int, window) -> None:
+    model = _gpt(num_kv_heads=num_kv_heads, window=window)
+    assert count_parameters(model) == parameter_count(model.config)
+
+
+def test_the_default_config_builds_the_same_model_as_before_the_variants() -> None:
+    # num_kv_heads=None and window=None: plain multi-head attention, same weights for a seed.
+    default, explicit = _gpt(), _gpt(num_kv_heads=4)
+    assert type(default.blocks[0].self_attn) is MultiHeadAttention
+    assert default.blocks[0].self_attn.num_kv_heads == 4 and default.blocks[0].self_attn.window is None
+    for (name, a), (_, b) in zip(default.state_dict().items(), explicit.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_generate_with_top_p_gives_identical_tokens_with_and_without_the_cache() -> None:
+    model = _gpt()
+    prompt = torch.randint(1, 37, (2, 4))
+    outputs = [model.generate(prompt, 20, temperature=1.0, top_p=0.8, use_cache=c,
+                              generator=torch.Generator().manual_seed(3)) for c in (True, False)]
+    assert torch.equal(*outputs)

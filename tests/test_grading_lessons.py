@@ -157,6 +157,15 @@ DELEGATIONS: dict[str, dict[str, str]] = {
                               "return int(state[\"step\"])",
         "tensor_parallel_attention": "return mha(x, x, x, is_causal=is_causal, need_weights=False)[0]",
     },
+    "13_language_models": {
+        "count_pairs": "from utils.expected import lesson13\nreturn lesson13.pair_counts(words)",
+        "merge": "from utils.data.bpe import _merge\nreturn _merge(ids, pair, new_id)",
+        "top_p_filter": "from utils.sampling import top_p_filter as reference\nreturn reference(logits, p)",
+        "grouped_query_attention": "group = q.shape[1] // k.shape[1]\n"
+                                   "return F.scaled_dot_product_attention(q, k.repeat_interleave(group, 1),\n"
+                                   "    v.repeat_interleave(group, 1), is_causal=is_causal)",
+        "sliding_window_mask": "return attention.sliding_window_mask(seq_len, window)",
+    },
 }
 
 

@@ -1,5 +1,7 @@
 """Attention as the course builds it: lesson 05 (scaled dot-product attention and masks),
-lesson 06 (multi-head attention) and lesson 10 (the FlashAttention algorithm).
+lesson 06 (multi-head attention), the KV-cache savers of today's LLMs (grouped-query and
+sliding-window attention, options of `MultiHeadAttention`) and lesson 10 (the FlashAttention
+algorithm).
 
 Shape letters: B batch, H heads, L or T length (Lq queries, Lk keys), D model width
 (`d_model`), Dh head width (`head_dim`). Masks are boolean and **True means "may attend"**,
@@ -38,6 +40,26 @@ def causal_mask(
     # Lower triangle, aligned at the top-left corner like F.scaled_dot_product_attention:
     # query 0 sees key 0 only, whatever Lk is.
     return torch.ones(seq_len_q, seq_len_k, dtype=torch.bool, device=device).tril()
+
+
+def sliding_window_mask(
+    seq_len: int, window: int, device: torch.device | str | None = None, offset: int = 0,
+    seq_len_k: int | None = None,
+) -> Tensor:
+    """(Lq, Lk) bool mask of causal sliding-window attention (Beltagy et al. 2020,
+    "Longformer"; Jiang et al. 2023, "Mistral 7B"): query i may attend to key j iff
+    i - W < j <= i, its W most recent positions, itself included.
+
+    Query i sits at absolute position offset + i; the Lk keys (default Lq + offset) are the
+    last Lk positions up to the last query's, so a cache that dropped old keys still lines up.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1 (the positions each query sees), got {window!r}")
+    seq_len_k = seq_len + offset if seq_len_k is None else seq_len_k
+    q_pos = torch.arange(offset, offset + seq_len, device=device)  # (Lq,)
+    k_pos = torch.arange(offset + seq_len - seq_len_k, offset + seq_len, device=device)  # (Lk,)
+    behind = q_pos[:, None] - k_pos[None, :]  # (Lq, Lk): how far key j lies behind query i
+    return (behind >= 0) & (behind < window)
 
 
 def padding_mask(lengths_or_mask: Tensor, max_len: int | None = None) -> Tensor:
@@ -244,33 +266,56 @@ def _after_cached(mask: Tensor | None, t: int, offset: int, device: torch.device
 
 class KVCache:
     """The keys and values of the tokens a decoder has seen, one (k, v) pair per layer, each
-    (B, H, P, Dh): each new token then costs one position's work, not the whole prefix's.
+    (B, Hkv, P, Dh): each new token then costs one position's work, not the whole prefix's.
 
     A self-attention layer appends its new tokens' keys and values at every step; a
-    cross-attention layer stores those of the encoder's memory once.
+    cross-attention layer stores those of the encoder's memory once. With grouped-query
+    attention only the Hkv key/value heads are stored. A sliding-window layer asks `append`
+    to keep only its last W - 1 positions: with the next token's own, exactly the W its
+    window sees, so the memory stays bounded however long the text grows.
     """
 
-    def __init__(self, layers: list[tuple[Tensor, Tensor]] | None = None):
+    def __init__(self, layers: list[tuple[Tensor, Tensor]] | None = None,
+                 seen: list[int] | None = None):
         self.layers: list[tuple[Tensor, Tensor]] = [] if layers is None else list(layers)
+        # Positions seen per layer: more than the stored ones once a window dropped some.
+        self.seen: list[int] = [k.shape[2] for k, _ in self.layers] if seen is None else list(seen)
 
     def length(self, layer: int = 0) -> int:
-        """P, the positions cached in `layer` (0 before its first append)."""
-        return self.layers[layer][0].shape[2] if layer < len(self.layers) else 0
+        """P, the positions `layer` has seen (0 before its first append); the next token's
+        position. Without a window, also the positions it stores."""
+        return self.seen[layer] if layer < len(self.layers) else 0
 
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Add the keys and values (B, H, t, Dh) of t new tokens to `layer` (layers fill in
-        order, 0 first) -> all of the layer's keys and values, (B, H, P + t, Dh)."""
+    def append(self, layer: int, k: Tensor, v: Tensor, keep: int | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """Add the keys and values (B, Hkv, t, Dh) of t new tokens to `layer` (layers fill in
+        order, 0 first) -> the layer's stored keys and values followed by the new ones,
+        (B, Hkv, S + t, Dh). With `keep`, the layer then stores only its last `keep` positions."""
         if layer == len(self.layers):
             self.layers.append((k, v))
+            self.seen.append(k.shape[2])
         else:
             past_k, past_v = self.layers[layer]
             # Old keys are never recomputed, only joined by the new ones.
             self.layers[layer] = (torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2))
-        return self.layers[layer]
+            self.seen[layer] += k.shape[2]
+        both = self.layers[layer]
+        if keep is not None and both[0].shape[2] > keep:
+            # A copy, not a view: a view would hold on to the whole longer tensor.
+            self.layers[layer] = tuple(x[:, :, x.shape[2] - keep:].clone() for x in both)
+        return both
+
+    def copy(self) -> KVCache:
+        """A cache that can grow without changing this one (the tensors are shared, not copied)."""
+        return KVCache(self.layers, self.seen)
+
+    def nbytes(self) -> int:
+        """Bytes of the stored keys and values, all layers."""
+        return sum(x.nelement() * x.element_size() for kv in self.layers for x in kv)
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> KVCache:
         """A cache with `fn` applied to every tensor (e.g. reordering beams along dim 0)."""
-        return KVCache([(fn(k), fn(v)) for k, v in self.layers])
+        return KVCache([(fn(k), fn(v)) for k, v in self.layers], self.seen)
 
 
 class MultiHeadAttention(nn.Module):
@@ -278,11 +323,14 @@ class MultiHeadAttention(nn.Module):
 
     `rotary=True` rotates queries and keys by their positions (RoPE, Su et al. 2021) after
     the head split, so that scores depend on positions only through their offset; it has
-    no parameters.
+    no parameters. `num_kv_heads=Hkv` (a divisor of H) projects keys and values to Hkv heads
+    only, each shared by H / Hkv query heads (GQA; MQA when 1): k_proj, v_proj are then
+    Linear(D, Hkv·Dh). `window=W` makes causal attention a sliding window (query i sees keys
+    i - W < j <= i), and a KV cache then keeps only the last W - 1 positions.
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 rotary: bool = False):
+                 rotary: bool = False, num_kv_heads: int | None = None, window: int | None = None):
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             fits = [h for h in range(1, d_model + 1) if d_model % h == 0]
@@ -291,12 +339,28 @@ class MultiHeadAttention(nn.Module):
                 f"head gets head_dim = d_model / num_heads features; num_heads could be one "
                 f"of {fits}"
             )
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads < 1 or num_heads % num_kv_heads != 0:
+            fits = [h for h in range(1, num_heads + 1) if num_heads % h == 0]
+            raise ValueError(
+                f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}, so that "
+                f"each key/value head serves a whole group of query heads; num_kv_heads could be "
+                f"one of {fits} (1: multi-query, {num_heads}: plain multi-head)"
+            )
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be an int >= 1 or None (full attention), got {window!r}")
         self.d_model = d_model
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
+        # Grouped-query attention (Ainslie et al. 2023, "GQA"; multi-query when 1, Shazeer 2019,
+        # "Fast Transformer Decoding: One Write-Head is All You Need"): fewer key/value heads,
+        # so a KV cache H / Hkv times smaller. Hkv = H is the plain multi-head attention.
+        self.num_kv_heads = num_kv_heads
+        self.window = window  # causal sliding window: each query sees its last `window` positions
+        kv_dim = num_kv_heads * self.head_dim
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, kv_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, kv_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)  # on the attention weights, as nn.MultiheadAttention
         self.rotary = RotaryEmbedding(self.head_dim) if rotary else None
@@ -328,24 +392,58 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
         offset = 0 if cache is None else cache.length(layer)  # P tokens already seen
         if key is None:  # everything is in the cache
-            k, v = cache.layers[layer]  # (B, H, P, Dh)
+            k, v = cache.layers[layer]  # (B, Hkv, P, Dh)
         else:
-            k, v = self.keys_values(key, value)  # (B, H, Lk, Dh) each
+            k, v = self.keys_values(key, value)  # (B, Hkv, Lk, Dh) each
             if self.rotary is not None:  # each pair of features turned by its position's angle
+                # at its absolute position, before caching: a key keeps its rotation for good,
+                # so a window's cache may drop old keys without re-rotating the rest.
                 q, k = self.rotary(q, k, offset)
             if cache is not None:
-                k, v = cache.append(layer, k, v)  # (B, H, P + Lk, Dh)
-        if cache is not None and is_causal:
+                keep = None if self.window is None else self.window - 1
+                k, v = cache.append(layer, k, v, keep)  # (B, Hkv, S + Lk, Dh)
+        if self.window is not None:
+            mask, is_causal = self._windowed(mask, is_causal, q.shape[2], k.shape[2], offset, q.device)
+        elif cache is not None and is_causal:
             mask, is_causal = _after_cached(mask, q.shape[2], offset, q.device), False
+        k, v = self._repeat_kv(k), self._repeat_kv(v)  # (B, H, Lk, Dh): each head's keys
         dropout_p = self.dropout.p if self.training else 0.0
         out, weights = attend_heads(q, k, v, mask, is_causal, need_weights, dropout_p)
         return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
 
     def keys_values(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """The heads' keys and values: (B, Lk, D), (B, Lk, D) -> (B, H, Lk, Dh) each."""
-        k = split_heads(self.k_proj(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = split_heads(self.v_proj(value), self.num_heads)  # (B, H, Lk, Dh)
+        """The key/value heads: (B, Lk, D), (B, Lk, D) -> (B, Hkv, Lk, Dh) each (Hkv = H
+        unless grouped-query)."""
+        k = split_heads(self.k_proj(key), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
+        v = split_heads(self.v_proj(value), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
         return k, v
+
+    def _repeat_kv(self, x: Tensor) -> Tensor:
+        """(B, Hkv, L, Dh) -> (B, H, L, Dh): query head h reads key/value head h // (H / Hkv).
+
+        A copy (what `repeat_interleave(group, dim=1)` gives), not a grouped 5-D view: every
+        mask of the course, (B, 1, 1, Lk) or (Lq, Lk), and the fused kernel expect
+        (B, H, L, Dh). The copy lives for one call; the cache keeps the Hkv heads only.
+        """
+        group = self.num_heads // self.num_kv_heads
+        if group == 1:
+            return x
+        B, Hkv, L, Dh = x.shape
+        return x[:, :, None].expand(B, Hkv, group, L, Dh).reshape(B, Hkv * group, L, Dh)  # (B, H, L, Dh)
+
+    def _windowed(self, mask: Tensor | None, is_causal: bool, t: int, seq_len_k: int, offset: int,
+                  device: torch.device) -> tuple[Tensor | None, bool]:
+        """The sliding window's visibility of t queries after `offset` seen positions over the
+        last seq_len_k keys, combined with `mask` -> (mask, is_causal=False)."""
+        if not is_causal:
+            raise ValueError(f"window={self.window} is a causal sliding window: call with is_causal=True")
+        if offset == 0 and seq_len_k != t:
+            raise ValueError(f"windowed self-attention needs as many keys as queries, got "
+                             f"{seq_len_k} keys for {t} queries")
+        if t == 1 and seq_len_k <= self.window:
+            return mask, False  # one new token and a cache of W - 1: every key is in its window
+        band = sliding_window_mask(t, self.window, device, offset=offset, seq_len_k=seq_len_k)
+        return (band if mask is None else mask & band), False
 
     def _check_inputs(self, query: Tensor, key: Tensor | None, value: Tensor | None) -> None:
         given = [("query", query)] + [(n, x) for n, x in (("key", key), ("value", value)) if x is not None]
@@ -395,6 +493,9 @@ class MultiHeadAttention(nn.Module):
         """An `nn.MultiheadAttention(batch_first=True)` with the same weights as this module."""
         if self.rotary is not None:
             raise ValueError("nn.MultiheadAttention has no rotary positions: to_torch needs rotary=False")
+        if self.num_kv_heads != self.num_heads or self.window is not None:
+            raise ValueError("nn.MultiheadAttention has neither grouped K/V heads nor a window: "
+                             "to_torch needs num_kv_heads=num_heads and window=None")
         bias = self.q_proj.bias is not None
         weight = self.q_proj.weight
         mha = nn.MultiheadAttention(

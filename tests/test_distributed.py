@@ -44,7 +44,11 @@ def test_ring_reduce_scatter_alone_completes_one_chunk_per_rank() -> None:
 
 def test_ring_traffic_per_rank_stays_near_twice_the_tensor() -> None:
     for n in (2, 4, 64):
-        assert collectives.ring_traffic(1000, n)["ring, per rank"] < 2000
+        traffic = collectives.ring_traffic(1000, n)
+        assert traffic["ring, per rank"] < 2000
+        # both counted as values sent: the naive rank 0 sends the sum back to the N-1 others
+        assert traffic["naive, rank 0"] == (n - 1) * 1000
+        assert traffic["naive, rank 0"] / traffic["ring, per rank"] == pytest.approx(n / 2)
 
 
 def _replicas_and_batch(world_size: int):
@@ -168,7 +172,7 @@ def test_an_error_while_saving_leaves_the_previous_checkpoint(tmp_path: Path, mo
     checkpoint.save(tmp_path, {"step": 1, "w": torch.ones(3)}, 1)
 
     def torn_save(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"PK\x03\x04 half a file")
+        f.write(b"PK\x03\x04 half a file")  # atomic_save hands torch.save an open file
         raise KeyboardInterrupt  # the process stops in the middle of writing
 
     monkeypatch.setattr(torch, "save", torn_save)
@@ -187,7 +191,7 @@ def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path: 
         from pathlib import Path
         from utils.distributed import checkpoint
         def dying_save(obj, f, *args, **kwargs):
-            Path(f).write_bytes(b"PK\\x03\\x04 half a file")
+            f.write(b"PK\\x03\\x04 half a file"); f.flush()  # an open file, from atomic_save
             os.kill(os.getpid(), signal.SIGKILL)  # killed mid-write: no cleanup runs
         torch.save = dying_save
         checkpoint.save(sys.argv[1], {"step": 2}, 2)

@@ -140,3 +140,30 @@ def test_far_cue_accuracy_scores_every_model_on_the_same_balanced_far_reviews(mo
     for (low, high), reviews in drawn:
         assert len(reviews) == 40 and all(low <= r.cue_distance <= high for r in reviews)
         assert not train_texts & {r.text for r in reviews}
+
+
+def test_pooling_over_every_real_token_reproduces_the_models_predictions() -> None:
+    data = sentiment.sentiment_splits(GRADING)
+    run = sentiment.transformer_sentiment_run(GRADING)
+    model = sentiment.build_transformer_classifier(run, len(data.vocab))
+    reviews = data.draw_test(40, max_len=60, cue_distance=(40, 48))
+    labels = torch.tensor([r.label for r in reviews])
+    expected = 100 * (sentiment.predict(model, data, reviews, "cpu") == labels).float().mean().item()
+    assert sentiment._pooled_accuracy(model, data, reviews, "cpu")["all"] == pytest.approx(expected)
+    wide = sentiment._pooled_accuracy(model, data, reviews, "cpu", {"all within 1000": (0, 1000)})
+    assert wide["all within 1000"] == pytest.approx(expected)
+
+
+def test_far_cue_diagnosis_compares_reviews_of_the_same_length() -> None:
+    data = sentiment.sentiment_splits(GRADING)
+    far = data.draw_test(200, max_len=204, cue_distance=(97, 192))
+    near = data.draw_test(200, min_len=(97 + 204) // 2, max_len=204, cue_distance=(1, 24))
+    mean = lambda reviews: sum(len(r.tokens) for r in reviews) / len(reviews)
+    assert abs(mean(near) - mean(far)) < 8
+    assert max(r.cue_distance for r in near) <= 24 < min(r.cue_distance for r in far)
+    run = sentiment.transformer_sentiment_run(GRADING)
+    model = sentiment.build_transformer_classifier(run, len(data.vocab))
+    table = sentiment.far_cue_diagnosis(model, data, "cpu", num=20)
+    assert set(table) == {"far cue", "near cue, as long", "far cue, pooled near the cue",
+                          "far cue, pooled beyond trained offsets"}
+    assert all(0 <= v <= 100 for v in table.values())

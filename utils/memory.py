@@ -15,12 +15,19 @@ FlashAttention and `F.scaled_dot_product_attention` (with a chosen backend, if w
   inside the process, where the OS cannot see a new allocation. Expect about ±0.5 MiB of
   noise (page granularity, the kernel's batched RSS counters, small heap allocations).
 
-Elsewhere (macOS, Windows) `can_measure` says no and `peak_bytes` explains why.
+Elsewhere (macOS, Windows) `can_measure` says no and `peak_bytes` explains why. There,
+`count_peaks` counts instead, on any CPU: PyTorch's profiler (`profile_memory=True`) records
+every allocation and free of PyTorch's CPU allocator, and the running total's maximum during a
+call is its peak of tensor bytes (what CUDA's counter reports on a GPU). It misses memory that
+is not a tensor's (a few KiB of Python objects), and the profiler makes a call of many small
+operations about twice as slow. On Linux, at lesson 10's CPU sizes (measured once, on a 2-core
+machine), the two agreed within 0.6 MiB on every call but the first, smallest one, where the
+operating system's count carried about 4 MiB of start-up noise.
 
-This is the course's one peak-memory measurement: lesson 10 calls `measure_peaks`, and the
-attention benchmark (`python -m utils.bench attention`) measures its table's rows with
-`peak_bytes` and `measure_peaks` too. `run_in_fresh_python` is the one way to start the
-fresh process.
+This is the course's one peak-memory measurement: lesson 10 calls `measure_peaks` (or
+`count_peaks`), and the attention benchmark (`python -m utils.bench attention`) measures its
+table's rows with `peak_bytes` and `measure_peaks` too. `run_in_fresh_python` is the one way
+to start the fresh process.
 """
 
 from __future__ import annotations
@@ -174,7 +181,7 @@ def peak_bytes(
     if not can_measure(device):
         raise RuntimeError(
             f"peak memory can be measured on CUDA or on a Linux CPU, not on {device} under "
-            f"{sys.platform} (on Windows, run under WSL2); the lesson's text lists figures measured on both"
+            f"{sys.platform} (on Windows, run under WSL2); count_peaks counts tensor bytes on any CPU"
         )
     (warmup or fn)()  # thread pools, library workspaces and caches allocate once
     if device.type == "cuda":
@@ -227,6 +234,40 @@ def measure_peaks(calls: Sequence[AttentionCall], device: torch.device | str = "
     if device.type == "cuda":
         return _peaks_here(fields, str(device))
     return [int(n) for n in run_in_fresh_python(_CHILD, fields)]
+
+
+def count_peaks(calls: Sequence[AttentionCall]) -> list[int]:
+    """Peak bytes of tensors each call allocates above its inputs, on this process's CPU,
+    counted from the allocations and frees that PyTorch's profiler records (any system)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if not all(isinstance(c, AttentionCall) for c in calls):
+        raise TypeError("count_peaks takes a list of AttentionCall(method=..., length=...)")
+    peaks, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # as in measure_peaks: some kernels allocate a buffer per thread
+    try:
+        for call in calls:
+            step = attention_step(call, "cpu")
+            attention_step(dataclasses.replace(call, length=min(call.length, 64)), "cpu")()  # warm-up
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                step()
+            peaks.append(_running_peak(prof.profiler.kineto_results.events()))
+    finally:
+        torch.set_num_threads(threads)
+    return peaks
+
+
+def _running_peak(events: Sequence) -> int:
+    """The largest running total of the profiler's "[memory]" events (+bytes allocated, -freed)."""
+    cpu = torch.autograd.DeviceType.CPU
+    changes = [e for e in events if e.name() == "[memory]" and e.device_type() == cpu]
+    if not changes:
+        raise RuntimeError("PyTorch's profiler recorded no CPU allocation: this build cannot count memory")
+    live = peak = 0
+    for event in sorted(changes, key=lambda e: e.start_ns()):  # in time order, across threads
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 def run_in_fresh_python(child: str, payload: object) -> object:

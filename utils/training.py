@@ -1,6 +1,7 @@
 """One training loop for every lesson: `train` (with a progress bar, sized in optimiser steps),
 the bare `train_steps` that lesson 08 has students write, the one optimiser step both take
-(`take_step`), and `atomic_save`, which writes a checkpoint that a kill mid-write cannot tear.
+(`take_step`), and `atomic_save`, which writes a checkpoint that neither a kill mid-write nor a
+power cut can tear.
 
 Caching trained models on disk (so that a later lesson reuses an earlier lesson's model) is
 `utils.run_cache`'s job; this module is only the loop.
@@ -9,6 +10,7 @@ Caching trained models on disk (so that a later lesson reuses an earlier lesson'
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import os
 import tempfile
@@ -152,14 +154,45 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+# A folder is fsynced by opening it; Windows cannot open a folder for that, and its rename
+# (MoveFileEx) is written through by NTFS itself.
+_FOLDERS_CAN_BE_FSYNCED = os.name != "nt"
+
+
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill mid-write never leaves a torn file."""
+    """torch.save `obj` to `path` so that a kill or a power cut at any moment leaves at `path`
+    the old file or the new one, never a torn one.
+
+    Four steps: write to a temporary file in the same folder (same file system, so the rename
+    is atomic); flush it and `os.fsync` it, so that its bytes are on the disk before its name
+    is (otherwise a power cut could leave `path` naming an empty or partial file); `os.replace`
+    it onto `path`; then fsync the folder, so that the rename itself survives a power cut
+    (skipped on Windows). A failure at any step removes the temporary file and leaves `path`
+    untouched.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+            file.flush()  # Python's buffer -> the operating system
+            os.fsync(file.fileno())  # the operating system's cache -> the disk
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if _FOLDERS_CAN_BE_FSYNCED:
+        _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Write a folder's entries (a rename in it) to the disk."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError as err:  # a few file systems cannot fsync a folder; the file itself is safe
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(descriptor)

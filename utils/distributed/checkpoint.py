@@ -117,8 +117,14 @@ def crash_during_save() -> Iterator[None]:
     real_save = torch.save
 
     def torn_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        Path(f).write_bytes(b"PK\x03\x04" + b"\0" * 64)  # the start of a zip file, nothing more
-        raise SimulatedCrash(f"the process died while writing {f}")
+        torn = b"PK\x03\x04" + b"\0" * 64  # the start of a zip file, nothing more
+        if hasattr(f, "write"):  # an open file (utils.training.atomic_save writes through one)
+            f.write(torn)
+            name = getattr(f, "name", f)
+        else:
+            Path(f).write_bytes(torn)
+            name = f
+        raise SimulatedCrash(f"the process died while writing {name}")
 
     torch.save = torn_save
     try:

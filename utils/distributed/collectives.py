@@ -62,11 +62,15 @@ def ring_all_reduce(tensors: Sequence[Tensor], all_gather: bool = True) -> list[
 
 
 def ring_traffic(numel: int, world_size: int) -> dict[str, float]:
-    """Elements each rank sends in one all-reduce of `numel` elements: ring vs "all to rank 0"."""
+    """Values the busiest rank *sends* in one all-reduce of `numel` values: ring vs naive.
+
+    Both schemes receive exactly as much as they send, so counting sent values only (as here)
+    or sent + received (twice these numbers) compares them the same way.
+    """
     n = world_size
     return {
-        "ring, per rank": 2 * (n - 1) / n * numel,  # 2(N-1) steps of numel/N: about 2x numel for any N
-        "gather to rank 0 and send back, rank 0": 2 * (n - 1) * numel,  # grows with N
+        "ring, per rank": 2 * (n - 1) / n * numel,  # 2(N-1) steps of numel/N: under 2x numel for any N
+        "naive, rank 0": (n - 1) * numel,  # the sum back to N-1 ranks (after receiving N-1): grows with N
     }
 
 

@@ -675,7 +675,21 @@ def run_metrics(run: Training, model_state: dict[str, Tensor]) -> dict[str, Any]
     }
     if run.grad_check is not None:
         metrics["grad_check"] = {k: v for k, v in run.grad_check.items() if k != "flat"}
+    if cfg.strategy == "ddp" and cfg.check_grads and env.world_size > 1:
+        metrics["broadcast_check"] = check_ddp_broadcast(env)
     return metrics
+
+
+def check_ddp_broadcast(env: DistEnv) -> dict[str, list[str]]:
+    """Every rank's digest of a small layer initialised with a *different* seed on every rank,
+    before and after wrapping it in DDP: DDP's constructor broadcasts rank 0's parameters and
+    buffers, so the "after" digests are all equal (lesson 11, section 6)."""
+    with torch.random.fork_rng(devices=[]):  # leave the training's random state untouched
+        torch.manual_seed(1_000 + env.rank)
+        layer = nn.Linear(4, 4).to(env.device)
+    before = digest(layer.state_dict())
+    DDP(layer, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    return {"before": _all_digests(before), "after": _all_digests(digest(layer.state_dict()))}
 
 
 def _all_digests(mine: str) -> list[str]:

@@ -304,3 +304,43 @@ def far_cue_accuracy(models: Mapping[str, nn.Module], data: ClassificationData, 
             correct = predict(model, data, reviews, device) == labels
             table[name][f"{low}-{high}"] = 100 * correct.float().mean().item()
     return table
+
+
+@torch.no_grad()
+def _pooled_accuracy(model: EncoderClassifier, data: ClassificationData, reviews: Sequence[Review],
+                     device: torch.device | str, pools: Mapping[str, tuple[int, int]] | None = None
+                     ) -> dict[str, float]:
+    """Accuracy (%) of an encoder classifier whose mean pooling keeps, for each named pool
+    (lo, hi), only the real tokens lo..hi tokens away from the opinion word (encoded once)."""
+    from utils.models.encoder_classifier import masked_mean
+
+    model.eval()
+    batch = data.batch(reviews).to(device)
+    h, mask = model.encode(batch.tokens, batch.mask)  # (B, T, D), (B, T)
+    opinion = torch.tensor([r.cue[1] - 1 for r in reviews], device=h.device)  # (B,)
+    offset = (torch.arange(h.shape[1], device=h.device)[None, :] - opinion[:, None]).abs()  # (B, T)
+    labels = torch.tensor([r.label for r in reviews])
+    out = {}
+    for name, (lo, hi) in (pools or {"all": (0, h.shape[1])}).items():
+        keep = mask & (offset >= lo) & (offset <= hi)  # (B, T)
+        out[name] = 100 * (model.head(masked_mean(h, keep)).argmax(-1).cpu() == labels).float().mean().item()
+    return out
+
+
+def far_cue_diagnosis(model: EncoderClassifier, data: ClassificationData, device: torch.device | str,
+                      far: tuple[int, int] = FAR_CUE_BUCKETS[-1], num: int = 600) -> dict[str, float]:
+    """Why the Transformer loses points on far cues: accuracy (%) on the far-cue reviews of
+    `far_cue_accuracy` (cue `far` tokens from the end, up to far[1] + 12 tokens long), on near-cue
+    reviews (1-24 tokens from the end) as long as they are on average, and on the far-cue reviews
+    with the mean pooling restricted to the tokens within half a training review (17 tokens) of the
+    opinion word, or to those farther from it than any training offset (35 tokens)."""
+    longest = far[1] + 12
+    far_reviews = data.draw_test(num, max_len=longest, cue_distance=far)
+    # Far-cue lengths spread over far[0] + 9 .. longest, skewed long: near-cue reviews drawn from
+    # the upper half of that range have about the same mean length (a test checks it).
+    near_reviews = data.draw_test(num, min_len=(far[0] + longest) // 2, max_len=longest, cue_distance=(1, 24))
+    trained = SENTIMENT_TEST.max_len - 1  # the largest offset between two training tokens
+    table = {"near cue, as long": _pooled_accuracy(model, data, near_reviews, device)["all"]}
+    pools = {"far cue": (0, longest), "far cue, pooled near the cue": (0, trained // 2),
+             "far cue, pooled beyond trained offsets": (trained + 1, longest)}
+    return {**_pooled_accuracy(model, data, far_reviews, device, pools), **table}

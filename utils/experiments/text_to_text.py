@@ -1,12 +1,12 @@
-"""The text-to-text task of lesson 09: one decoder-only GPT trained on translation,
-summarisation and sentiment at once, each posed as text with a task prefix ("translate : ...",
-"summarize : ...", "sentiment : ...") and one shared vocabulary; short sentences, so that a small
-GPT learns all three on a CPU in seconds.
+"""The text-to-text task of lesson 09: one decoder-only GPT trained on translation, sentence
+compression (deleting words) and sentiment at once, each posed as text with a task prefix
+("translate : ...", "summarize : ..." for the compression, "sentiment : ...") and one shared
+vocabulary; short sentences, so that a small GPT learns all three on a CPU in seconds.
 
 - `text_to_text_splits(profile)`: the three tasks' data (test split `TEXT_TO_TEXT_TEST`).
 - `gpt_text_to_text(profile, device)`: the GPT, trained (or loaded from the cache by
   `utils.run_cache.cached_run`), with one `Result` per task: BLEU for translation and
-  summarisation, accuracy for sentiment, and the exact match of each.
+  compression, accuracy for sentiment, and the exact match of each.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def gpt_translate_experiment(profile: Profile, device: torch.device | str) -> Re
 
 
 def gpt_summarize_experiment(profile: Profile, device: torch.device | str) -> Result:
-    """The GPT's summarisation row of the text-to-text table."""
+    """The GPT's sentence-compression row (task "summarize") of the text-to-text table."""
     return gpt_text_to_text(profile, device)[1][1]
 
 

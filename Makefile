@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: lab test test-newest release check lint gpu-check claims clean
+.PHONY: lab test test-newest site site-check release check lint gpu-check claims clean
 
 $(READY): requirements.txt requirements-dev.txt pyproject.toml instructor/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -38,6 +38,22 @@ NEWEST_TESTS := solutions notebooks tests/test_grading.py tests/test_grading_uni
 test-newest:
 	$(MAKE) VENV=.venv-newest TESTS="$(NEWEST_TESTS)" test
 
+## the course website, in _build/site/html: every student notebook with the outputs of a fresh
+## execution (the test suite's own, while its key matches; else run here), the guides, rendered
+## by Sphinx with MathJax from npm (website/package.json)
+SITE_READY := $(VENV)/.site-ready
+$(SITE_READY): $(READY) website/requirements.txt
+	$(BIN)/python -m pip install --quiet -r website/requirements.txt
+	@touch $@
+
+site: $(SITE_READY)
+	OMP_NUM_THREADS=1 $(BIN)/python -m course_tools.website $(SITE_FLAGS)
+
+## make site, then check it: no solution on it, no broken link, and every page opened in headless
+## Chromium (Debian's `chromium`, or COURSE_CHROMIUM=path); screenshots in _build/site/screenshots
+site-check: site
+	$(BIN)/python -m pytest -p no:cacheprovider website/tests
+
 ## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
 release: $(READY)
 	$(BIN)/python -m course_tools release
@@ -59,4 +75,4 @@ lint: $(READY)
 	$(BIN)/ruff check utils instructor tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache _build website/node_modules

@@ -5,7 +5,9 @@
 - a notebook that executed no cell fails the run (nbval alone would pass it silently);
 - trained models are cached in a fresh folder per run (`COURSE_CACHE`);
 - kernels talk over Unix sockets, so two workers starting kernels at once cannot race for a
-  TCP port (instructor/course_tools/kernels.py).
+  TCP port (instructor/course_tools/kernels.py);
+- each student notebook that passes whole is stored with its outputs, for the website
+  (`make site` reuses it while its key still matches: instructor/course_tools/executions.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ NOTEBOOK_DIRS = ("solutions", "notebooks")
 _seconds: dict[str, float] = defaultdict(float)
 _cells: dict[str, int] = defaultdict(int)
 _reports: list[str] = []  # what tests record with record_property("report", text), shown at the end
+_executions = None  # course_tools.executions.NbvalRecorder, set in pytest_configure
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,6 +43,24 @@ def pytest_configure(config: pytest.Config) -> None:
     from course_tools.kernels import IpcKernelManager
 
     nbval.kernel.KernelManager = IpcKernelManager  # nbval's start_new_kernel builds its manager from here
+
+    from course_tools.executions import NbvalRecorder
+
+    global _executions
+    _executions = NbvalRecorder(Path(config.rootpath))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call" and hasattr(item, "cell"):  # an nbval cell
+        _executions.record(item, passed=report.passed)
+    return report
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if hasattr(item, "cell") and (nextitem is None or nextitem.parent is not item.parent):
+        _executions.finish(item.parent)  # the notebook's last cell has run
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -184,7 +184,7 @@ def _read_outputs(nb) -> tuple[str, tuple[int, int]]:
 
 
 def _tracebacks(nb) -> list[str]:
-    """The last lines of every error's traceback (colour codes are off: see `_kernel_env`)."""
+    """The last lines of every error's traceback (colour codes are off: see `kernel_env`)."""
     found = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -215,7 +215,7 @@ def run_job(job: Job, env: dict[str, str], timeout_s: float, keep: Path | None =
                    result["profile"], result["error"], result["details"])
 
 
-def _kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Path) -> dict[str, str]:
+def kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Path) -> dict[str, str]:
     """The environment a condition's kernels start with. Every kernel times its code under one
     lock (`utils.bench.exclusive_timing`): two notebooks never time at the same moment."""
     root = str(repo_root())
@@ -253,7 +253,7 @@ def run_all(jobs: Sequence[Job], workers: int, timeout_s: float, deadline_s: flo
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     ipython_dir = plain_traceback_ipython_dir(scratch / "ipython")
     timing_lock = scratch / "timing.lock"
-    envs = {c: _kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock)
+    envs = {c: kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock)
             for c in {j.condition for j in jobs}}
     start = time.perf_counter()
     lock = threading.Lock()

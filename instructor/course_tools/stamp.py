@@ -41,13 +41,16 @@ def setup_source(config: CourseConfig) -> str:
     return SETUP_TEMPLATE.format(pip_spec=config.pip_spec, distribution=distribution)
 
 
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"  # the badges' images
+KAGGLE_BADGE = "https://kaggle.com/static/images/open-in-kaggle.svg"
+
+
 def badges(config: CourseConfig, lesson: str) -> str:
     blob = f"github/{config.github_path}/blob/{config.revision}/notebooks/{lesson}/{lesson}.ipynb"
     colab = f"https://colab.research.google.com/{blob}"
     kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/{blob.removeprefix('github/')}"
     return (
-        f"{BADGE_PREFIX}(https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
-        f"[![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})"
+        f"{BADGE_PREFIX}({COLAB_BADGE})]({colab}) [![Open In Kaggle]({KAGGLE_BADGE})]({kaggle})"
     )
 
 

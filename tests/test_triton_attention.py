@@ -75,8 +75,12 @@ for name, case in cases.items():
     results["forward"][name] = (out - expected).abs().max().item()
     grads = torch.autograd.grad(out, (q, k, v), grad_out)
     expected_grads = torch.autograd.grad(expected, (q, k, v), grad_out)
+    # Relative to the largest entry of all three reference gradients: where one gradient is zero
+    # in exact arithmetic (one query that sees one key: dS = P (dP - delta) = 0, so dq = dk = 0),
+    # both sides hold rounding noise (about 1e-7), which its own largest entry cannot scale.
+    scale = max(g.abs().max() for g in expected_grads).clamp_min(1e-3)
     results["gradients"][name] = {
-        n: error(a, b) for n, a, b in zip(("dq", "dk", "dv"), grads, expected_grads)}
+        n: ((a - b).abs().max() / scale).item() for n, a, b in zip(("dq", "dk", "dv"), grads, expected_grads)}
 # The forward's lse2 and the backward's delta, against their definitions.
 gen = torch.Generator().manual_seed(1)
 q, k, v, grad_out = (torch.randn(1, 2, L, 32, generator=gen) for L in (50, 20, 20, 50))
@@ -158,7 +162,7 @@ def test_interpreted_kernel_equals_sdpa(interpreted: dict[str, object], case: st
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [*CASES, "non-contiguous"])
 def test_interpreted_gradients_equal_sdpa(interpreted: dict[str, object], case: str) -> None:
-    errors = interpreted["gradients"][case]  # max |Triton - SDPA| / max |SDPA|, per gradient
+    errors = interpreted["gradients"][case]  # max |Triton - SDPA| / the largest SDPA gradient entry
     assert max(errors.values()) < 1e-4, f"{case}: {errors}"
 
 

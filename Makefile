@@ -52,7 +52,7 @@ site: $(SITE_READY)
 ## make site, then check it: no solution on it, no broken link, and every page opened in headless
 ## Chromium (Debian's `chromium`, or COURSE_CHROMIUM=path); screenshots in _build/site/screenshots
 site-check: site
-	$(BIN)/python -m pytest -p no:cacheprovider website/tests
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 website/tests
 
 ## regenerate notebooks/ from solutions/ (stamps badges and the setup cell)
 release: $(READY)

@@ -159,7 +159,7 @@ DELEGATIONS: dict[str, dict[str, str]] = {
     },
     "13_language_models": {
         "count_pairs": "from utils.expected import lesson13\nreturn lesson13.pair_counts(words)",
-        "merge": "from utils.data.bpe import _merge\nreturn _merge(ids, pair, new_id)",
+        "merge": "from utils.data.bpe import merge\nreturn merge(ids, pair, new_id)",
         "top_p_filter": "from utils.sampling import top_p_filter as reference\nreturn reference(logits, p)",
         "grouped_query_attention": "group = q.shape[1] // k.shape[1]\n"
                                    "return F.scaled_dot_product_attention(q, k.repeat_interleave(group, 1),\n"

@@ -57,8 +57,9 @@ def pretokenize(text: str) -> list[str]:
     return _CHUNK.findall(text)
 
 
-def _merge(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace every occurrence of `pair` in `ids` by `new_id`, left to right."""
+def merge(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
+    """Replace every occurrence of `pair` in `ids` by `new_id`, left to right (lesson 13's
+    exercise `merge`; also its reference)."""
     out, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -106,7 +107,7 @@ class BPETokenizer:
             pair = min(pairwise(ids), key=lambda p: self.ranks.get(p, 1 << 62))
             if pair not in self.ranks:
                 break  # no adjacent pair was ever merged: the chunk is done
-            ids = _merge(ids, pair, self.ranks[pair])
+            ids = merge(ids, pair, self.ranks[pair])
         return ids
 
     def _encode_ordinary(self, text: str) -> list[int]:
@@ -282,7 +283,7 @@ def _tie_key(pair: Pair, count: int, vocab: list[bytes]) -> tuple:
     return (-count, vocab[pair[0]], vocab[pair[1]], pair)
 
 
-def _pairs(word: Sequence[int]) -> Counter[Pair]:
+def word_pairs(word: Sequence[int]) -> Counter[Pair]:
     """Adjacent pairs of one word, counted (overlaps too: "aaa" holds (a, a) twice)."""
     return Counter(pairwise(word))
 
@@ -301,7 +302,7 @@ def train_bpe(text: str, vocab_size: int, special_tokens: Sequence[str] = ()) ->
     pair_counts: Counter[Pair] = Counter()
     where: defaultdict[Pair, set[int]] = defaultdict(set)  # pair -> indices of words holding it
     for index, (word, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair, n in _pairs(word).items():
+        for pair, n in word_pairs(word).items():
             pair_counts[pair] += n * freq
             where[pair].add(index)
     heap = [_tie_key(p, n, vocab) for p, n in pair_counts.items()]
@@ -319,10 +320,10 @@ def train_bpe(text: str, vocab_size: int, special_tokens: Sequence[str] = ()) ->
         changed: set[Pair] = set()
         for index in where.pop(pair):
             old, freq = words[index], freqs[index]
-            new = _merge(old, pair, new_id)
+            new = merge(old, pair, new_id)
             # The difference between the word's pairs after and before, weighted by frequency
-            delta = _pairs(new)
-            delta.subtract(_pairs(old))
+            delta = word_pairs(new)
+            delta.subtract(word_pairs(old))
             for p, n in delta.items():
                 if n:
                     pair_counts[p] += n * freq
@@ -355,5 +356,5 @@ def train_bpe_naive(text: str, vocab_size: int, special_tokens: Sequence[str] = 
         pair = min(pair_counts, key=lambda p: _tie_key(p, pair_counts[p], vocab))
         merges.append(pair)
         vocab.append(vocab[pair[0]] + vocab[pair[1]])
-        words = [_merge(w, pair, len(vocab) - 1) for w in words]
+        words = [merge(w, pair, len(vocab) - 1) for w in words]
     return BPETokenizer(merges, special_tokens)

@@ -51,7 +51,7 @@ def pair_counts(words: Mapping[tuple[int, ...], int]) -> dict[Pair, int]:
     """Adjacent pairs over words (tuples of ids) with their counts: pair -> total occurrences."""
     total: Counter[Pair] = Counter()
     for word, count in words.items():
-        for pair, n in bpe._pairs(word).items():  # noqa: SLF001 - the tokenizer's own counter
+        for pair, n in bpe.word_pairs(word).items():  # the tokenizer's own counter
             total[pair] += n * count
     return dict(total)
 
@@ -105,7 +105,7 @@ def merge_mistakes(ids: Sequence[int], pair: Pair, new_id: int) -> dict[str, lis
                 i += 1
         return out
 
-    right_to_left = bpe._merge(ids[::-1], (pair[1], pair[0]), new_id)[::-1]  # noqa: SLF001
+    right_to_left = bpe.merge(ids[::-1], (pair[1], pair[0]), new_id)[::-1]
     return {
         "after a merge the scan moved on by one position, so the second id of the pair was read "
         "again: skip both ids (i += 2)": scan(1),

@@ -157,14 +157,9 @@ def top_p_mistakes(logits: Tensor, p: float) -> dict[str, Tensor]:
 def grouped_query_reference(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = True) -> Tensor:
     """Grouped-query attention as the course's `MultiHeadAttention(num_kv_heads=...)` computes it:
     q (B, H, T, Dh), k, v (B, Hkv, T, Dh) -> (B, H, T, Dh), query head h reading K/V head
-    h // (H / Hkv) (`MultiHeadAttention._repeat_kv`), then `attention.attend_heads`."""
-    B, Hkv, L, Dh = k.shape
-    group = q.shape[1] // Hkv
-
-    def repeat(x: Tensor) -> Tensor:
-        return x[:, :, None].expand(B, Hkv, group, L, Dh).reshape(B, Hkv * group, L, Dh)  # (B, H, L, Dh)
-
-    return attention.attend_heads(q, repeat(k), repeat(v), is_causal=is_causal)[0]
+    h // (H / Hkv) (`attention.repeat_kv`), then `attention.attend_heads`."""
+    k, v = attention.repeat_kv(k, q.shape[1]), attention.repeat_kv(v, q.shape[1])  # (B, H, T, Dh)
+    return attention.attend_heads(q, k, v, is_causal=is_causal)[0]
 
 
 def grouped_query_mistakes(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = True) -> dict[str, Tensor]:

@@ -200,6 +200,21 @@ def scaled_dot_product_attention(
 # --------------------------------------------------------------------------------------
 
 
+def repeat_kv(x: Tensor, num_heads: int) -> Tensor:
+    """(B, Hkv, L, Dh) -> (B, num_heads, L, Dh): query head h reads key/value head
+    h // (num_heads / Hkv), as grouped-query attention pairs them.
+
+    A copy (what `repeat_interleave(group, dim=1)` gives), not a grouped 5-D view: every
+    mask of the course, (B, 1, 1, Lk) or (Lq, Lk), and the fused kernel expect
+    (B, H, L, Dh). The copy lives for one call; the cache keeps the Hkv heads only.
+    """
+    B, Hkv, L, Dh = x.shape
+    group = num_heads // Hkv
+    if group == 1:
+        return x
+    return x[:, :, None].expand(B, Hkv, group, L, Dh).reshape(B, num_heads, L, Dh)  # (B, H, L, Dh)
+
+
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """(B, T, D) -> (B, H, T, Dh): each head gets its own slice of Dh = D / H features."""
     B, T, D = x.shape
@@ -406,7 +421,7 @@ class MultiHeadAttention(nn.Module):
             mask, is_causal = self._windowed(mask, is_causal, q.shape[2], k.shape[2], offset, q.device)
         elif cache is not None and is_causal:
             mask, is_causal = _after_cached(mask, q.shape[2], offset, q.device), False
-        k, v = self._repeat_kv(k), self._repeat_kv(v)  # (B, H, Lk, Dh): each head's keys
+        k, v = repeat_kv(k, self.num_heads), repeat_kv(v, self.num_heads)  # (B, H, Lk, Dh): each head's keys
         dropout_p = self.dropout.p if self.training else 0.0
         out, weights = attend_heads(q, k, v, mask, is_causal, need_weights, dropout_p)
         return self.out_proj(merge_heads(out)), weights  # (B, Lq, D)
@@ -417,19 +432,6 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(self.k_proj(key), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
         v = split_heads(self.v_proj(value), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
         return k, v
-
-    def _repeat_kv(self, x: Tensor) -> Tensor:
-        """(B, Hkv, L, Dh) -> (B, H, L, Dh): query head h reads key/value head h // (H / Hkv).
-
-        A copy (what `repeat_interleave(group, dim=1)` gives), not a grouped 5-D view: every
-        mask of the course, (B, 1, 1, Lk) or (Lq, Lk), and the fused kernel expect
-        (B, H, L, Dh). The copy lives for one call; the cache keeps the Hkv heads only.
-        """
-        group = self.num_heads // self.num_kv_heads
-        if group == 1:
-            return x
-        B, Hkv, L, Dh = x.shape
-        return x[:, :, None].expand(B, Hkv, group, L, Dh).reshape(B, Hkv * group, L, Dh)  # (B, H, L, Dh)
 
     def _windowed(self, mask: Tensor | None, is_causal: bool, t: int, seq_len_k: int, offset: int,
                   device: torch.device) -> tuple[Tensor | None, bool]:

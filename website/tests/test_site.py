@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -46,6 +47,7 @@ def test_every_page_is_built(html):
 # --------------------------------------------------------------------------------------
 
 
+@cache
 def _student_text() -> str:
     """Every cell of every student notebook: what may appear on the site."""
     parts = []
@@ -70,6 +72,7 @@ def _secrets(lesson: str, public: str) -> list[str]:
                   - {line for line in map(_normal, lines) if line in public})
 
 
+@cache
 def _published_text(html: Path) -> dict[str, str]:
     """Every text the site serves: what each page shows, and the raw text of every other file
     (the notebooks offered for download, the search index)."""

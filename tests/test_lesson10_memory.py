@@ -89,3 +89,38 @@ def test_cpu_measurement_failure_reports_the_child_error(monkeypatch) -> None:
     monkeypatch.setattr(memory, "_CHILD", "import sys; sys.exit('boom from the child')")
     with pytest.raises(RuntimeError, match="boom from the child"):
         memory.measure_peaks([AttentionCall("naive", 8)], "cpu")
+
+
+def test_count_peaks_counts_the_score_matrices_of_naive_attention_exactly() -> None:
+    # Tensor bytes, not resident memory: no allocator noise, so the arithmetic holds tightly.
+    short, long_, flash = memory.count_peaks(
+        [AttentionCall("naive", 256), AttentionCall("naive", 512), AttentionCall("flash", 512)]
+    )
+    score_512 = 4 * 512 * 512 * 4  # one (B=1, H=4, L, L) float32 tensor
+    assert 2 * score_512 <= long_ <= 4 * score_512, long_ / score_512
+    assert 3.6 < long_ / short < 4.4, long_ / short  # quadratic in L
+    assert flash * 10 < long_, (flash, long_)
+
+
+def test_count_peaks_restores_the_thread_count_and_takes_attention_calls_only() -> None:
+    threads = torch.get_num_threads()
+    memory.count_peaks([AttentionCall("sdpa", 16, heads=1, head_dim=8)])
+    assert torch.get_num_threads() == threads
+    with pytest.raises(TypeError, match="AttentionCall"):
+        memory.count_peaks([{"method": "naive", "length": 8}])
+
+
+@linux_only
+@pytest.mark.slow
+def test_count_peaks_agrees_with_the_operating_systems_count_on_linux() -> None:
+    # What macOS and Windows students get (count_peaks) against what Linux measures: the
+    # module's doc says they agree within 0.6 MiB at lesson 10's sizes, past the first call.
+    calls = [
+        AttentionCall("naive", 1024),
+        AttentionCall("flash", 1024, backward=True),
+        AttentionCall("sdpa", 1024, sdpa_backend="MATH"),
+    ]
+    measured = memory.measure_peaks([AttentionCall("naive", 64), *calls], "cpu")[1:]
+    counted = memory.count_peaks(calls)
+    for call, os_bytes, tensor_bytes in zip(calls, measured, counted, strict=True):
+        assert abs(os_bytes - tensor_bytes) < 1.5 * MiB, (call, os_bytes / MiB, tensor_bytes / MiB)

@@ -57,3 +57,22 @@ def padded_batch():
 def assert_rows_as_if_alone():
     """`assert_rows_as_if_alone(model, tokens, mask)`: padding never changes a row's output."""
     return _assert_rows_as_if_alone
+
+
+def _regression_batches():
+    """Endless batches of (x (16, 4), x.sum(1)): a linear model can fit them exactly."""
+    generator = torch.Generator().manual_seed(0)
+    while True:
+        x = torch.randn(16, 4, generator=generator)
+        yield x, x.sum(1, keepdim=True)
+
+
+def _mse(model, batch) -> torch.Tensor:
+    x, y = batch
+    return torch.nn.functional.mse_loss(model(x), y)
+
+
+@pytest.fixture
+def regression():
+    """(batches, loss_fn) of a tiny regression task, for tests of training loops and caches."""
+    return _regression_batches(), _mse

@@ -17,25 +17,13 @@ class TinyConfig:
     steps: int = 30
 
 
-def _regression_batches():
-    generator = torch.Generator().manual_seed(0)
-    while True:
-        x = torch.randn(16, 4, generator=generator)
-        yield x, x.sum(1, keepdim=True)
-
-
-def _mse(model: nn.Module, batch) -> torch.Tensor:
-    x, y = batch
-    return nn.functional.mse_loss(model(x), y)
-
-
-def test_cached_run_trains_once_then_loads(tmp_path, monkeypatch) -> None:
+def test_cached_run_trains_once_then_loads(tmp_path, monkeypatch, regression) -> None:
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    calls = []
+    calls, (batches, mse) = [], regression
 
     def fit(model: nn.Module) -> dict:
         calls.append(1)
-        training.train(model, _regression_batches(), _mse, steps=TinyConfig().steps, lr=0.05)
+        training.train(model, batches, mse, steps=TinyConfig().steps, lr=0.05)
         return {"metric": 1.5}
 
     first, info1 = run_cache.cached_run("tiny", TinyConfig(), lambda: nn.Linear(4, 1), fit)

@@ -75,8 +75,9 @@ claims: $(READY)
 check: $(READY)
 	$(BIN)/python -m course_tools check
 
+## ruff over the code (not the notebooks), with the rules of pyproject.toml; CI runs it first
 lint: $(READY)
-	$(BIN)/ruff check utils instructor tests
+	$(BIN)/ruff check utils instructor tests website
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache _build website/node_modules

@@ -146,7 +146,8 @@ def _one_value():
 
 
 @pytest.mark.parametrize("student, words", [
-    (lambda: _attention_without_transpose(torch.randn(2, 5, 8), torch.randn(2, 6, 8)), ["transpose", "q @ k"]),
+    (lambda: _attention_without_transpose(torch.randn(2, 5, 8), torch.randn(2, 6, 8)),
+     ["transpose", "q @ k"]),
     (lambda: _non_bool_mask(torch.randn(2, 4), torch.tensor([4, 2])), ["bool"]),
     (lambda: [out for out, weights in [_one_value()]], ["unpack", "return"]),
     (lambda: torch.randn(2, 3).transpose(0, 1).view(6), ["reshape", "contiguous"]),

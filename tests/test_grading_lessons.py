@@ -127,7 +127,8 @@ DELEGATIONS: dict[str, dict[str, str]] = {
                        "return reference(logits, temperature, top_k, generator)",
         "cached_attention": "from utils.models.gpt import cached_self_attention\n"
                             "return cached_self_attention(attn, x, past)",
-        "GPTBlock": "block = gpt_block(x.shape[-1], self.self_attn.num_heads, self.feed_forward.net[0].out_features)\n"
+        "GPTBlock": "block = gpt_block(x.shape[-1], self.self_attn.num_heads,"
+                    " self.feed_forward.net[0].out_features)\n"
                     "block.self_attn, block.feed_forward = self.self_attn, self.feed_forward\n"
                     "block.attn_branch.norm, block.ff_branch.norm = self.norm1, self.norm2\n"
                     "return block(x)",

@@ -27,8 +27,8 @@ import nbformat
 import pandas as pd
 import psutil
 
-from course_tools.grading import course, flags, intake, report, sandbox
 from course_tools.config import repo_root, require_lesson, solution_path, student_path
+from course_tools.grading import course, flags, intake, report, sandbox
 from course_tools.grading.integrity import Watch
 from course_tools.grading.report import Outcome
 from course_tools.grading.worker import KERNEL_CACHE, Result, Task, run_child
@@ -95,7 +95,8 @@ def protected(mode: str, options: Options, tasks: dict[str, Task]) -> list[Path]
     root, lesson, out = repo_root(), options.lesson, options.out
     copies = [Path(t.work) / "course" / part for t in tasks.values() for part in ("submitted", "source")]
     return [options.submissions, solution_path(lesson).parent, student_path(lesson).parent, root / "utils",
-            root / "instructor", root / "pyproject.toml", out / "source", out / "release", out / "gradebook.db", *copies]
+            root / "instructor", root / "pyproject.toml", out / "source", out / "release",
+            out / "gradebook.db", *copies]
 
 
 def _kill_tree(pid: int) -> None:

@@ -4,7 +4,8 @@ sampling, a KV cache)."""
 from course_tools.mistakes import Mistake
 
 _BLOCK = ("h = self.norm1(x)  # (B, T, D): only the sublayer's input is normalised\n"
-          "        x = x + self.self_attn(h, h, h, is_causal=True, need_weights=False)[0]  # tokens look back\n"
+          "        x = x + self.self_attn(h, h, h, is_causal=True, need_weights=False)[0]"
+          "  # tokens look back\n"
           "        return x + self.feed_forward(self.norm2(x))  # then each token on its own")
 
 MISTAKES = [
@@ -13,11 +14,13 @@ MISTAKES = [
             new="~batch.mask", hint=("loss_mask",)),
     Mistake("answer_loss", "mask not inverted: hides the answers, keeps the prompts",
             old="masked_fill(~batch.loss_mask", new="masked_fill(batch.loss_mask", hint=("~loss_mask",)),
-    Mistake("answer_loss", "no masking at all", old="batch.targets.masked_fill(~batch.loss_mask, IGNORE_INDEX)",
+    Mistake("answer_loss", "no masking at all",
+            old="batch.targets.masked_fill(~batch.loss_mask, IGNORE_INDEX)",
             new="batch.targets", hint=("padding",)),
     Mistake("answer_loss", "hidden targets set to 0 (the pad id) instead of -100",
             old="IGNORE_INDEX)  # (B, T)", new="0)  # (B, T)", hint=("-100",)),
-    Mistake("answer_loss", "targets not passed: returns the logits", old="return model(batch.tokens, targets)",
+    Mistake("answer_loss", "targets not passed: returns the logits",
+            old="return model(batch.tokens, targets)",
             new="return model(batch.tokens)", hint=("logits", "scalar")),
     Mistake("answer_loss", "answer positions selected into 1-D ids (raises in the model)",
             old="return model(batch.tokens, targets)",
@@ -28,9 +31,11 @@ MISTAKES = [
     Mistake("GPTBlock", "post-norm order", old=_BLOCK,
             new="x = self.norm1(x + self.self_attn(x, x, x, is_causal=True, need_weights=False)[0])\n"
                 "        return self.norm2(x + self.feed_forward(x))", hint=("post-norm",)),
-    Mistake("GPTBlock", "attention residual missing", old="x = x + self.self_attn(", new="x = self.self_attn(",
+    Mistake("GPTBlock", "attention residual missing",
+            old="x = x + self.self_attn(", new="x = self.self_attn(",
             hint=("residual", "attention")),
-    Mistake("GPTBlock", "MLP residual missing", old="return x + self.feed_forward(", new="return self.feed_forward(",
+    Mistake("GPTBlock", "MLP residual missing",
+            old="return x + self.feed_forward(", new="return self.feed_forward(",
             hint=("residual", "mlp")),
     Mistake("GPTBlock", "attention residual added twice (the branch already includes x)",
             old="x = x + self.self_attn(h, h, h, is_causal=True, need_weights=False)[0]",
@@ -41,7 +46,8 @@ MISTAKES = [
                 "        x = x + self.self_attn(x, x, x, is_causal=True, need_weights=False)[0]\n"
                 "        x = self.norm2(x)\n"
                 "        return x + self.feed_forward(x)", hint=("stream", "normalised")),
-    Mistake("GPTBlock", "a LayerNorm on the block's output", old="return x + self.feed_forward(self.norm2(x))",
+    Mistake("GPTBlock", "a LayerNorm on the block's output",
+            old="return x + self.feed_forward(self.norm2(x))",
             new="return self.norm2(x + self.feed_forward(self.norm2(x)))", hint=("layernorm", "output")),
     Mistake("GPTBlock", "MLP before attention", old=_BLOCK,
             new="x = x + self.feed_forward(self.norm2(x))\n"
@@ -59,7 +65,8 @@ MISTAKES = [
             new="mlp = 2 * D * Fd", hint=("mlp", "biases")),
     Mistake("gpt_parameter_count", "one LayerNorm per layer", old="norms = 2 * 2 * D", new="norms = 2 * D",
             hint=("two layernorms",)),
-    Mistake("gpt_parameter_count", "positions forgotten", old=" + c.max_len * D", new="", hint=("positions",)),
+    Mistake("gpt_parameter_count", "positions forgotten",
+            old=" + c.max_len * D", new="", hint=("positions",)),
     Mistake("gpt_parameter_count", "final LayerNorm forgotten", old="+ 2 * D + output", new="+ output",
             hint=("final layernorm",)),
     Mistake("gpt_parameter_count", "the tied output layer counted again",
@@ -85,7 +92,8 @@ MISTAKES = [
     Mistake("sample_next", "multinomial's (N, 1) not squeezed", old=".squeeze(-1)  # (N,)", new="  # (N,)",
             hint=("squeeze",)),
     # cached_attention
-    Mistake("cached_attention", "a top-left causal mask", old=".tril(P)", new=".tril()", hint=("bottom-right",)),
+    Mistake("cached_attention", "a top-left causal mask",
+            old=".tril(P)", new=".tril()", hint=("bottom-right",)),
     Mistake("cached_attention", "no mask", old="attn_mask=mask", new="attn_mask=None", hint=("future",)),
     Mistake("cached_attention", "a float mask", old="torch.ones(t, P + t, dtype=torch.bool, device=x.device)",
             new="torch.ones(t, P + t, device=x.device)", hint=("bool",)),
@@ -98,6 +106,7 @@ MISTAKES = [
             hint=("torch.cat",)),
     Mistake("cached_attention", "heads not merged before out_proj (raises)",
             old="attn.out_proj(merge_heads(out))", new="attn.out_proj(out)", hint=("in_features",)),
-    Mistake("cached_attention", "the cache not returned", old="return attn.out_proj(merge_heads(out)), (k, v)",
+    Mistake("cached_attention", "the cache not returned",
+            old="return attn.out_proj(merge_heads(out)), (k, v)",
             new="return attn.out_proj(merge_heads(out))", hint=("(output, (k, v))",)),
 ]

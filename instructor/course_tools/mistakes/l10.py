@@ -11,9 +11,11 @@ MISTAKES = [
             new="length * element_size", hint=("(l, l)",)),
     Mistake("score_matrix_bytes", "bits, not bytes", old="torch.empty((), dtype=dtype).element_size()",
             new="torch.finfo(dtype).bits", hint=("bits",)),
-    Mistake("score_matrix_bytes", "4 bytes whatever the dtype", old="torch.empty((), dtype=dtype).element_size()",
+    Mistake("score_matrix_bytes", "4 bytes whatever the dtype",
+            old="torch.empty((), dtype=dtype).element_size()",
             new="4", hint=("whatever the dtype",)),
-    Mistake("score_matrix_bytes", "a float result (bits / 8)", old="torch.empty((), dtype=dtype).element_size()",
+    Mistake("score_matrix_bytes", "a float result (bits / 8)",
+            old="torch.empty((), dtype=dtype).element_size()",
             new="torch.finfo(dtype).bits / 8", hint=("int",)),
     Mistake("score_matrix_bytes", "batch forgotten", old="return batch * heads *", new="return heads *",
             hint=("batch",)),
@@ -22,7 +24,8 @@ MISTAKES = [
     # online_softmax_update
     Mistake("online_softmax_update", "acc not rescaled", old="alpha[..., None] * acc + p @ v_block",
             new="acc + p @ v_block", hint=("acc", "rescale")),
-    Mistake("online_softmax_update", "l not rescaled", old="alpha * l + p.sum(dim=-1)", new="l + p.sum(dim=-1)",
+    Mistake("online_softmax_update", "l not rescaled",
+            old="alpha * l + p.sum(dim=-1)", new="l + p.sum(dim=-1)",
             hint=("old sum",)),
     Mistake("online_softmax_update", "alpha upside down", old="alpha = torch.exp(m - shift)",
             new="alpha = torch.exp(shift - m)", hint=("upside down",)),
@@ -30,7 +33,8 @@ MISTAKES = [
             old="m_new = torch.maximum(m, scores.amax(dim=-1))", new="m_new = scores.amax(dim=-1)",
             hint=("old maximum",)),
     Mistake("online_softmax_update", "no guard for rows still at -inf (NaN)",
-            old="shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)", new="shift = m_new",
+            old="shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)",
+            new="shift = m_new",
             hint=("nan", "subtract 0")),
     Mistake("online_softmax_update", "max over the wrong dim (raises)", old="scores.amax(dim=-1)",
             new="scores.amax(dim=-2)", hint=("broadcast",)),
@@ -39,7 +43,8 @@ MISTAKES = [
     # blocked_attention
     Mistake("blocked_attention", "no 1/sqrt(D) scaling", old="q = q * q.shape[-1] ** -0.5", new="q = q",
             hint=("sqrt",)),
-    Mistake("blocked_attention", "keys not transposed (raises)", old="k_block.transpose(-2, -1)", new="k_block",
+    Mistake("blocked_attention", "keys not transposed (raises)",
+            old="k_block.transpose(-2, -1)", new="k_block",
             hint=("transpose",)),
     Mistake("blocked_attention", "the mask hides the past", old="cols[None, :] > rows[:, None]",
             new="cols[None, :] < rows[:, None]", hint=("past",)),
@@ -47,20 +52,24 @@ MISTAKES = [
             new="cols[None, :] >= rows[:, None]", hint=("itself",)),
     Mistake("blocked_attention", "a tril per tile",
             old="scores = scores.masked_fill(cols[None, :] > rows[:, None], float(\"-inf\"))",
-            new="scores = scores.masked_fill(~torch.ones_like(scores, dtype=torch.bool).tril(), float(\"-inf\"))",
+            new="scores = scores.masked_fill(~torch.ones_like(scores, dtype=torch.bool)"
+                ".tril(), float(\"-inf\"))",
             hint=("global",)),
     Mistake("blocked_attention", "row positions local to the block",
             old="torch.arange(q_start, q_start + q_block.shape[-2], device=q.device)",
             new="torch.arange(q_block.shape[-2], device=q.device)", hint=("global",)),
     Mistake("blocked_attention", "is_causal ignored",
             old="            if is_causal:\n"
-                "                cols = torch.arange(k_start, k_start + k_block.shape[-2], device=q.device)  # (Bk,)\n"
-                "                scores = scores.masked_fill(cols[None, :] > rows[:, None], float(\"-inf\"))\n",
+                "                cols = torch.arange(k_start, k_start + k_block.shape[-2], device=q.device)"
+                "  # (Bk,)\n"
+                "                scores = scores.masked_fill(cols[None, :] > rows[:, None]"
+                ", float(\"-inf\"))\n",
             new="", hint=("is_causal",)),
     Mistake("blocked_attention", "l not unsqueezed for the division (raises)", old="acc / l[..., None]",
             new="acc / l", hint=("broadcast",)),
     # key_blocks
-    Mistake("key_blocks", "hidden blocks not skipped", old="stop = min(seq_len_k, q_end) if is_causal else seq_len_k",
+    Mistake("key_blocks", "hidden blocks not skipped",
+            old="stop = min(seq_len_k, q_end) if is_causal else seq_len_k",
             new="stop = seq_len_k", hint=("skip",)),
     Mistake("key_blocks", "stops before the diagonal block", old="min(seq_len_k, q_end)",
             new="min(seq_len_k, q_start)", hint=("diagonal",)),

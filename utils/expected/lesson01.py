@@ -9,10 +9,12 @@ check's inputs, for `checks.check_close(..., mistakes=...)`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
 
+from utils.checks import known_slips
 from utils.data import pad
 from utils.models.rnn import lengths_from_mask
 
@@ -88,3 +90,22 @@ def last_real_mistakes(outputs: Tensor, mask: Tensor) -> dict[str, Tensor]:
         "tokens with mask.sum(dim=1)": outputs[rows, per_position - 1],
     }
 
+
+
+# ---------------------------------------------------------------- exceptions
+
+# The checks use B = 3, E = 5, H = 7, T = 6: sizes that differ, so that these slips raise.
+cell_errors = partial(known_slips, [
+    (RuntimeError, r"must match the size of tensor b",
+     "`*` where a matrix product `@` was meant: `*` multiplies element by element (and broadcasts), "
+     "so h (B, H) * weight_hh.T (H, H) fails unless B == H. The cell needs x @ weight_ih.T, "
+     "(B, E) @ (E, H), and h @ weight_hh.T, (B, H) @ (H, H): both (B, H)."),
+])
+cell_errors.__doc__ = "Inside rnn_cell's check: a broadcast error becomes a CheckFailed with a hint."
+
+step_errors = partial(known_slips, [
+    (RuntimeError, r"must match the size of tensor b",
+     "the cell got the wrong slice of x: x is (B, T, E), batch first, so step t is x[:, t], "
+     "(B, E); x[t] is the t-th sequence of the batch, (T, E), which cannot meet the state (B, H)."),
+])
+step_errors.__doc__ = "Inside rnn_forward's check: a broadcast error inside the cell becomes a hint."

@@ -8,9 +8,12 @@ mistake gives on the check's inputs, for `checks.check_close(..., mistakes=...)`
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
+from utils.checks import known_slips
 from utils.data import alignment_agreement
 from utils.data.alignment import alignment_matrix
 from utils.models.seq2seq import AdditiveAttention, DotProductAttention, masked_softmax
@@ -83,3 +86,14 @@ def alignment_accuracy_mistakes(weights: Tensor, alignment: list[tuple[int, int]
             alignment_agreement(weights, [(t, s) for s, t in alignment]),
     }
 
+
+
+# ---------------------------------------------------------------- exceptions
+
+alignment_errors = partial(known_slips, [
+    (IndexError, r"indexing tensors could not be broadcast",
+     "an argmax over the wrong dim: `weights` is (T, S), one row per target word, so the source "
+     "word each row looks at most is weights.argmax(dim=1), (T,); argmax(dim=0) gives one index per "
+     "source word, (S,)."),
+])
+alignment_errors.__doc__ = "Inside alignment_accuracy's check: an index of the wrong length becomes a hint."

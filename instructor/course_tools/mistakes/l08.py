@@ -18,7 +18,7 @@ MISTAKES = [
             hint=("memory",)),
     Mistake("DecoderLayer", "the key mask shaped (B, 1, S), without the head dim",
             old="memory_mask[:, None, None, :]", new="memory_mask[:, None, :]",
-            hint=("mask of the wrong shape",)),
+            hint=("key padding mask has shape (b, 1, 1, lk)",)),
     Mistake("DecoderLayer", "no residual around the feed-forward",
             old="return y + self.feed_forward(self.norm3(y))", new="return self.feed_forward(self.norm3(y))",
             hint=("residual",)),

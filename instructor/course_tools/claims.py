@@ -264,7 +264,22 @@ def report(runs: Sequence[dict], invocations: Sequence[dict]) -> str:
 
 
 def _machine() -> str:
-    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    """Where the runs ran. The CPU model and the kernels torch picked for it (AVX2, AVX512) are
+    part of it: the same seed can train to another end on another CPU, whose kernels round
+    differently (lesson 07's post-norm race did, on an AMD EPYC with AVX2)."""
+    import torch
+
+    return (f"{os.cpu_count()} cores of {_cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), "
+            f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+        return names[0] if names else platform.processor() or "an unknown CPU"
+    except OSError:
+        return platform.processor() or "an unknown CPU"
 
 
 def _load() -> str:

@@ -156,3 +156,18 @@ def test_timing_on_one_thread_restores_the_pool_even_after_an_error() -> None:
     with bench.cpu_threads(1, device="cuda"):  # a GPU's timings leave the CPU pool alone
         assert torch.get_num_threads() == before
     torch.set_num_threads(original)
+
+
+def test_a_thread_clock_leaves_out_the_time_the_thread_waits() -> None:
+    timings = bench.compare({"sleep": lambda: time.sleep(0.05)}, repeat=2, warmup=0, threads=1,
+                            clock=time.thread_time)
+    assert timings["sleep"].best < 0.02  # asleep, the thread ran for almost none of the 0.05 s
+    wall = bench.compare({"sleep": lambda: time.sleep(0.05)}, repeat=2, warmup=0, threads=1)
+    assert wall["sleep"].best >= 0.05
+
+
+def test_a_thread_clock_needs_one_cpu_thread() -> None:
+    with pytest.raises(ValueError, match="threads=1 on the CPU"):
+        bench.compare({"a": lambda: None}, clock=time.thread_time)
+    with pytest.raises(ValueError, match="threads=1 on the CPU"):
+        bench.compare({"a": lambda: None}, threads=1, device="cuda", clock=time.thread_time)

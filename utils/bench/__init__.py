@@ -76,7 +76,7 @@ def cpu_threads(count: int | None, device: torch.device | str | None = None) -> 
 
 @dataclass(frozen=True)
 class Timing:
-    """Wall-clock seconds of `repeat` calls after warm-up."""
+    """Seconds of `repeat` calls after warm-up (wall-clock, unless `compare` was given a clock)."""
 
     median: float
     best: float
@@ -118,12 +118,21 @@ def compare(
     warmup: int = 1,
     device: torch.device | str | None = None,
     threads: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time several functions side by side, interleaved round by round, so that a burst of
     load on a shared machine hits them all alike; use `.best` for ratios. `threads=1` times
-    them on one CPU thread (see `cpu_threads`), for claims that must not depend on the cores."""
+    them on one CPU thread (see `cpu_threads`), for claims that must not depend on the cores.
+
+    `clock=time.thread_time` counts only the seconds the calling thread itself ran: for pure
+    Python on one thread (no torch kernels on other threads, no GPU), the time other programs
+    take the core away is left out, which wall-clock time cannot do on a busy machine."""
     if not fns:
         raise ValueError("compare needs at least one function to time")
+    on_one_cpu_thread = threads == 1 and (device is None or torch.device(device).type == "cpu")
+    if clock is not time.perf_counter and not on_one_cpu_thread:
+        raise ValueError("a clock other than time.perf_counter sees only the calling thread: "
+                         "use it with threads=1 on the CPU")
     runs: dict[str, list[float]] = {name: [] for name in fns}
     with exclusive_timing(), cpu_threads(threads, device):
         for fn in fns.values():
@@ -132,8 +141,8 @@ def compare(
         for _ in range(repeat):
             for name, fn in fns.items():
                 synchronize(device)
-                start = time.perf_counter()
+                start = clock()
                 fn()
                 synchronize(device)
-                runs[name].append(time.perf_counter() - start)
+                runs[name].append(clock() - start)
     return {name: Timing(statistics.median(r), min(r), tuple(r)) for name, r in runs.items()}

@@ -27,11 +27,12 @@ def test_the_norm_race_differs_only_in_the_norm_placement(name: str) -> None:
     assert dataclasses.replace(pre, norm_first=False) == post
 
 
-def test_the_asserted_norm_races_use_six_layers_of_width_64_at_one_constant_rate() -> None:
-    # Post-norm collapses robustly only in a stack this deep and wide (measured in norm_runs).
+def test_the_asserted_norm_races_use_six_layers_of_width_64_at_the_measured_rates() -> None:
+    # The rates and sizes at which post-norm collapsed and pre-norm learned in every measured run
+    # (norm_runs): 0.008 on the CPU, 0.007 on the GPU.
     cpu, gpu = norm_placement.norm_runs(Profile("cpu"))[0], norm_placement.norm_runs(Profile("gpu"))[0]
-    for run in (cpu, gpu):
-        assert (run.num_layers, run.d_model, run.batch_size, run.lr) == (6, 64, 64, 7e-3)
+    for run, lr in ((cpu, 8e-3), (gpu, 7e-3)):
+        assert (run.num_layers, run.d_model, run.batch_size, run.lr) == (6, 64, 64, lr)
     assert cpu.task.max_len < gpu.task.max_len and cpu.steps < gpu.steps  # the CPU's race is cheaper
     assert norm_placement.norm_runs(GRADING)[0].steps < cpu.steps
 

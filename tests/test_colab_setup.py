@@ -85,6 +85,14 @@ def _pip_log_keeps(log: str, package: str) -> None:
     assert not fetched, f"pip fetched or installed {package}: {fetched}"
 
 
+def _pip_log_builds_without_deprecations(log: str) -> None:
+    """The course built without a deprecation warning: setuptools dates its deprecations (the
+    table form of `project.license`: "By 2027-Feb-18 ... your builds will no longer be
+    supported"), so each one is an install that fails for every student from that day on."""
+    deprecated = re.findall(r"^.*Warning: .*\bdeprecated\b.*$", log, re.M)
+    assert not deprecated, f"building the course warns of deprecations: {deprecated}"
+
+
 @pytest.mark.slow
 def test_setup_cell_installs_the_course_on_colab(tmp_path: Path, root: Path, monkeypatch) -> None:
     """Preinstalled torch kept as is; another `utils` first on sys.path; the course's `utils` wins."""
@@ -148,6 +156,7 @@ def test_setup_cell_installs_the_course_on_colab(tmp_path: Path, root: Path, mon
     assert _torch_files() == torch_before, "the install touched the preinstalled torch"
     assert not list(Path(installed).rglob("torch-*.dist-info")), "pip installed a second torch"
     _pip_log_keeps(pip_log.read_text(), "torch")
+    _pip_log_builds_without_deprecations(pip_log.read_text())
 
 
 # --------------------------------------------------------------------------------------
@@ -260,6 +269,7 @@ def test_setup_cell_install_and_import_under_python(version: str, tmp_path: Path
     log = pip_log.read_text()
     for name in preinstalled:
         _pip_log_keeps(log, name)
+    _pip_log_builds_without_deprecations(log)
     # The installed package compiles under this interpreter too (what Colab will import).
     compiled = subprocess.run([venv_python, "-m", "compileall", "-q", str(site / "utils")],
                               capture_output=True, text=True)

@@ -89,6 +89,7 @@ def _pip_log_builds_without_deprecations(log: str) -> None:
     """The course built without a deprecation warning: setuptools dates its deprecations (the
     table form of `project.license`: "By 2027-Feb-18 ... your builds will no longer be
     supported"), so each one is an install that fails for every student from that day on."""
+    assert re.search(rf"Building wheel for {DISTRIBUTION}", log), "pip did not build the course (a cached wheel?)"
     deprecated = re.findall(r"^.*Warning: .*\bdeprecated\b.*$", log, re.M)
     assert not deprecated, f"building the course warns of deprecations: {deprecated}"
 
@@ -114,7 +115,9 @@ def test_setup_cell_installs_the_course_on_colab(tmp_path: Path, root: Path, mon
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "colab stand-in", "language": "python",
         # the other `utils` comes before every site-packages folder, as PYTHONPATH entries do
-        "env": {"PYTHONPATH": os.pathsep.join([str(shadow), str(stand_in)]), "PIP_LOG": str(pip_log)},
+        # no wheel cache, as on a fresh Colab machine: pip builds the course
+        "env": {"PYTHONPATH": os.pathsep.join([str(shadow), str(stand_in)]), "PIP_LOG": str(pip_log),
+                "PIP_NO_CACHE_DIR": "1"},
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
@@ -257,7 +260,7 @@ def test_setup_cell_install_and_import_under_python(version: str, tmp_path: Path
               "    'shadow': getattr(utils, 'SHADOW', False), 'torch': md.version('torch')}))\n")
     shadow = _shadow_utils(tmp_path / "image-packages")
     pip_log = tmp_path / "pip.log"
-    env = {**os.environ, "PYTHONPATH": str(shadow), "PIP_LOG": str(pip_log)}
+    env = {**os.environ, "PYTHONPATH": str(shadow), "PIP_LOG": str(pip_log), "PIP_NO_CACHE_DIR": "1"}
     env.pop("VIRTUAL_ENV", None)
     done = subprocess.run([venv_python, "-c", "import utils\n" + install_branch + "import utils\n" + report],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

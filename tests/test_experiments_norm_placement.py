@@ -37,6 +37,23 @@ def test_the_asserted_norm_races_use_six_layers_of_width_64_at_the_measured_rate
     assert norm_placement.norm_runs(GRADING)[0].steps < cpu.steps
 
 
+@pytest.mark.parametrize(("name", "count"), [("grading", 1), ("cpu", 3), ("gpu", 3)])
+def test_pre_norm_repeats_the_race_s_pre_norm_run_with_new_seeds_only(name: str, count: int) -> None:
+    pre, _ = norm_placement.norm_runs(Profile(name))
+    runs = norm_placement.pre_norm_repeats(Profile(name))
+    assert len(runs) == count and runs[0] == pre  # the first shares the post-norm run's weights
+    assert len({run.seed for run in runs}) == count
+    assert all(dataclasses.replace(run, seed=pre.seed) == pre for run in runs)  # same reviews, rate, size
+
+
+def test_pre_norm_repeats_move_with_course_seed(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_SEED", "0")
+    first = {run.seed for run in norm_placement.pre_norm_repeats(Profile("cpu"))}
+    monkeypatch.setenv("COURSE_SEED", "1")
+    second = {run.seed for run in norm_placement.pre_norm_repeats(Profile("cpu"))}
+    assert first != second
+
+
 def test_a_norm_run_records_every_step_its_token_spread_and_whether_it_diverged() -> None:
     tiny = ReviewTask(num_train=100, num_test=20)
     run = dataclasses.replace(norm_placement.norm_runs(GRADING)[1], steps=4, task=tiny)

@@ -89,7 +89,8 @@ def _pip_log_builds_without_deprecations(log: str) -> None:
     """The course built without a deprecation warning: setuptools dates its deprecations (the
     table form of `project.license`: "By 2027-Feb-18 ... your builds will no longer be
     supported"), so each one is an install that fails for every student from that day on."""
-    assert re.search(rf"Building wheel for {DISTRIBUTION}", log), "pip did not build the course (a cached wheel?)"
+    built = re.search(rf"Building wheel for {DISTRIBUTION}", log)
+    assert built, "pip did not build the course (did it take a cached wheel?)"
     deprecated = re.findall(r"^.*Warning: .*\bdeprecated\b.*$", log, re.M)
     assert not deprecated, f"building the course warns of deprecations: {deprecated}"
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -108,6 +112,24 @@ def test_count_peaks_restores_the_thread_count_and_takes_attention_calls_only() 
     assert torch.get_num_threads() == threads
     with pytest.raises(TypeError, match="AttentionCall"):
         memory.count_peaks([{"method": "naive", "length": 8}])
+
+
+@pytest.mark.slow
+def test_count_peaks_prints_nothing_and_keeps_a_log_level_the_user_chose() -> None:
+    # In a fresh process, as a student's kernel: the profiler's backend otherwise prints
+    # "USDT: ... profiler_start" lines to stderr, which a notebook shows in red.
+    child = ("import os, sys\n"
+             "from utils.memory import AttentionCall, count_peaks\n"
+             "count_peaks([AttentionCall('naive', 16, heads=1, head_dim=8)])\n"
+             "print(os.environ.get('KINETO_LOG_LEVEL'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == "", done.stderr
+    assert done.stdout.strip() == "None"  # the variable is gone again
+    chosen = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                            env={**env, "KINETO_LOG_LEVEL": "2"}, timeout=120)
+    assert chosen.returncode == 0 and chosen.stdout.strip() == "2", chosen.stderr[-2000:]
 
 
 @linux_only

@@ -236,6 +236,14 @@ def measure_peaks(calls: Sequence[AttentionCall], device: torch.device | str = "
     return [int(n) for n in run_in_fresh_python(_CHILD, fields)]
 
 
+# Kineto, the profiler's backend, prints "USDT: ... profiler_start" and "profiler_stop" to the
+# process's stderr at every run (a CUDA build on a machine without a GPU adds "ERROR: ...
+# gpuGetDeviceCount failed"), which a notebook shows in red as if the count had failed. Level 6
+# silences it; Kineto reads the level once, at the process's first profiling run, so it stays
+# silent for later runs in that process too.
+KINETO_SILENT = "6"
+
+
 def count_peaks(calls: Sequence[AttentionCall]) -> list[int]:
     """Peak bytes of tensors each call allocates above its inputs, on this process's CPU,
     counted from the allocations and frees that PyTorch's profiler records (any system)."""
@@ -245,6 +253,9 @@ def count_peaks(calls: Sequence[AttentionCall]) -> list[int]:
         raise TypeError("count_peaks takes a list of AttentionCall(method=..., length=...)")
     peaks, threads = [], torch.get_num_threads()
     torch.set_num_threads(1)  # as in measure_peaks: some kernels allocate a buffer per thread
+    quiet = "KINETO_LOG_LEVEL" not in os.environ  # a level the user chose is kept
+    if quiet:
+        os.environ["KINETO_LOG_LEVEL"] = KINETO_SILENT
     try:
         for call in calls:
             step = attention_step(call, "cpu")
@@ -254,6 +265,8 @@ def count_peaks(calls: Sequence[AttentionCall]) -> list[int]:
             peaks.append(_running_peak(prof.profiler.kineto_results.events()))
     finally:
         torch.set_num_threads(threads)
+        if quiet:
+            del os.environ["KINETO_LOG_LEVEL"]
     return peaks
 
 

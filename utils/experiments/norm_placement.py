@@ -44,13 +44,14 @@ def norm_runs(profile: Profile) -> tuple[NormRun, NormRun]:
 
     Six layers of width 64, at a constant rate chosen between two edges (CPU: seeds 0-4 at 1 and
     2 threads each, on an AMD EPYC with AVX2). At 0.008 every post-norm run collapsed to chance
-    (30 of 30, at 180, 260 and 340 steps) while pre-norm reached 67-99.8 % in 180 steps. At 0.007
-    pre-norm was safer (84-99.6 %) but one post-norm run in ten survived (70 %; none had on the
-    machine of earlier runs); at 0.009 pre-norm stalled in some runs (53 %). Wider (96, 128) or
-    deeper (8) stacks made pre-norm slower as well, and a cosine decay of the rate let some
-    post-norm runs survive. The GPU races the usual 20-token reviews for 250 steps at 0.007, where
-    post-norm collapsed in 4 runs of 4 on an H200; the CPU races short reviews (at most 12
-    tokens): 10-20 s a side on one thread.
+    (30 of 30, at 180, 260 and 340 steps) while pre-norm reached 67-99.8 % in 180 steps (one run
+    of 30 more stopped at 58.6 %: `pre_norm_repeats`). At 0.007 pre-norm was safer (84-99.6 %)
+    but one post-norm run in ten survived (70 %; none had on the machine of earlier runs); at
+    0.009 pre-norm stalled in some runs (53 %). Wider (96, 128) or deeper (8) stacks made
+    pre-norm slower as well, and a cosine decay of the rate let some post-norm runs survive. The
+    GPU races the usual 20-token reviews for 250 steps at 0.007, where post-norm collapsed in 4
+    runs of 4 on an H200; the CPU races short reviews (at most 12 tokens): 10-20 s a side on one
+    thread.
     """
     short = ReviewTask(num_train=2000, max_len=12, cue_distance=(1, 3))
     task = profile.choose(cpu=short, gpu=ReviewTask(num_train=2000),

@@ -36,7 +36,8 @@ test: $(READY)
 ## the grading profile, where an error in a lesson's own cell fails the test); the grader under
 ## attack; and the hints, whose diagnosis reads torch's error messages. Left to `make test`: the
 ## student versions at the CPU profile (the same code as graded here, at the solutions' sizes)
-## and the formgrader's round trip (nbgrader's database, not torch).
+## and the formgrader's round trip (nbgrader's database, not torch). PYTHON=python3.12 builds that
+## venv with another interpreter (CI uses Colab's Python, 3.12, where the machine has one).
 NEWEST_TESTS := solutions tests/test_grading.py tests/test_grading_units.py tests/test_grading_lessons.py \
 	tests/test_checks.py tests/test_mistakes.py
 test-newest:

@@ -235,12 +235,13 @@ def _copy_our_pip(site: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["3.12", "3.10"])
+@pytest.mark.parametrize("version", ["3.12", "3.10", "3.13"])
 def test_setup_cell_install_and_import_under_python(version: str, tmp_path: Path, root: Path) -> None:
-    """The setup cell's install branch, run by Python 3.12 (Colab) and 3.10 (the floor), with
-    another `utils` first on sys.path and Colab's torch & co. preinstalled. Only their metadata
-    is there (torch has no CPU wheel for these interpreters on this machine), so the cell stops
-    before `from utils import checks`, which would import torch."""
+    """The setup cell's install branch, run by Python 3.12 (Colab), 3.10 (the floor) and 3.13,
+    with another `utils` first on sys.path and Colab's torch & co. preinstalled. Only their
+    metadata is there (torch for these interpreters is a download of several GB from PyPI, not
+    on this machine's disk: README's "Supported Python" says what was run with it), so the cell
+    stops before `from utils import checks`, which would import torch."""
     python = _interpreter_or_skip(version)
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)

@@ -172,3 +172,40 @@ def test_a_ratio_is_judged_in_factors() -> None:
 def test_report_table_lists_threshold_worst_value_and_margin() -> None:
     runs = [_run("05_y", s, 1, ("loss gap", 3 + s, 2)) for s in range(3)]
     assert "| 05 | loss gap | ≥ 2 | 3 | 1 | 2 | 2 | 3/3 | THIN |" in report.report(runs, [])
+
+
+def test_the_gpu_profile_runs_the_gpu_sizes_on_whatever_device_is_there(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")  # a user's choice must not decide where the check runs
+    env = report._kernel_env(0, 1, tmp_path / "cache", tmp_path / "log", tmp_path, profile="gpu")
+    assert env["COURSE_PROFILE"] == "gpu" and "COURSE_DEVICE" not in env
+    assert report._kernel_env(0, 1, tmp_path, tmp_path, tmp_path)["COURSE_PROFILE"] == "cpu"
+
+
+def test_a_gpu_profile_report_says_so_and_what_its_timings_mean() -> None:
+    runs = [_run("08_z", s, 1, ("BLEU", 90 + s, 70)) for s in range(2)]
+    text = report.report(runs, [], profile="gpu")
+    assert text.startswith("# Claims check at the GPU profile") and report.GPU_PROFILE_NOTE in text
+    assert "at the GPU profile" not in report.report(runs, [])
+
+
+def _notebook(path, *sources: str):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_notebook_is_stopped_by_its_own_limit_not_by_its_cells(tmp_path, monkeypatch) -> None:
+    # two cells of 4 s each, under the cell limit: the notebook's limit is what stops them
+    slow = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(4)", "time.sleep(4)",
+                     "from utils.claims import claim; claim('never reached', 1, at_least=0)")
+    monkeypatch.setattr(report, "solution_path", lambda lesson: slow)
+    run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
+                              report.Settings(cell_timeout_s=6, notebook_timeout_s=6))
+    assert run["claims"] == []
+    assert run["errors"] == [{"cell": None, "error": "killed after 6 s (--notebook-timeout)"}]
+    run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
+                              report.Settings(cell_timeout_s=6, notebook_timeout_s=120))
+    assert run["errors"] == [] and [c["claim"] for c in run["claims"]] == ["never reached"]

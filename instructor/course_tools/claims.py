@@ -15,9 +15,13 @@ errors). Errors that are not claims are listed too. Two one-thread notebooks run
 (`COURSE_TIMING_LOCK`).
 
     python -m course_tools.claims [--lessons 05 10] [--seeds 0-4] [--threads 1,2] [--jobs 2]
-                                  [--timeout 600] [--out docs/claims.md]
+                                  [--timeout 600] [--notebook-timeout 3600] [--out docs/claims.md]
+                                  [--profile gpu]
 
 With --lessons, the other lessons' rows are kept from the previous report (docs/claims.json).
+`--profile gpu` runs the GPU profile's sizes instead, on a GPU where there is one, else on the
+CPU, and reports to docs/claims_gpu_profile.md: on a CPU it checks what Colab and Kaggle students'
+models learn at those sizes (not their timings), which no CPU-profile run covers.
 """
 
 from __future__ import annotations
@@ -36,12 +40,19 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from course_tools.config import lessons, repo_root, solution_path
 from course_tools.gpu_check import plain_traceback_ipython_dir
 
 CLAIM_FAILED = "claim failed:"  # the start of utils.claims' message
+GPU_PROFILE_NOTE = (
+    "Where no GPU was found (see the runs), the notebooks ran at the GPU profile's sizes on the CPU: "
+    "what is measured there is what the models learn at the sizes a Colab or Kaggle student trains "
+    "(accuracies, BLEU, perplexities, which do not depend on the device beyond rounding), not how "
+    "fast or in how much memory a GPU runs them: timing and memory claims then describe the CPU, and "
+    "the lessons' GPU-only asserts fail as errors. `make gpu-check` runs every notebook on a GPU.")
 
 
 # ------------------------------------------------------------------ one notebook (child process)
@@ -73,31 +84,45 @@ def execute(path: Path, timeout_s: float) -> dict:
 # ------------------------------------------------------------------ one run (parent process)
 
 
-def _kernel_env(seed: int, threads: int, cache: Path, log: Path, scratch: Path) -> dict[str, str]:
+def _kernel_env(seed: int, threads: int, cache: Path, log: Path, scratch: Path,
+                profile: str = "cpu") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", "COURSE_DEVICE")}
     env.update(COURSE_SEED=str(seed), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               COURSE_PROFILE="cpu", COURSE_CACHE=str(cache), COURSE_CLAIMS_LOG=str(log),
+               COURSE_PROFILE=profile, COURSE_CACHE=str(cache), COURSE_CLAIMS_LOG=str(log),
                COURSE_TIMING_LOCK=str(scratch / "timing.lock"), IPYTHONDIR=str(scratch / "ipython"),
                MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (str(repo_root()), env.get("PYTHONPATH")) if p))
     return env
 
 
-def run_notebook(lesson: str, seed: int, threads: int, cache: Path, scratch: Path, timeout_s: float) -> dict:
+@dataclass(frozen=True)
+class Settings:
+    """How every notebook runs: at which profile, and how long one cell and one notebook may take
+    (the GPU profile's sizes on a CPU take many minutes a notebook)."""
+
+    profile: str = "cpu"
+    cell_timeout_s: float = 600
+    notebook_timeout_s: float = 3600
+
+
+def run_notebook(lesson: str, seed: int, threads: int, cache: Path, scratch: Path,
+                 settings: Settings = Settings()) -> dict:
     """Execute one lesson for one seed and thread count; its claims and its other errors."""
     log = scratch / f"claims-{lesson}-s{seed}-t{threads}.jsonl"
     log.unlink(missing_ok=True)
     command = [sys.executable, "-m", "course_tools.claims", "--one", str(solution_path(lesson)),
-               "--timeout", str(timeout_s)]
+               "--timeout", str(settings.cell_timeout_s)]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=repo_root(),
-                              timeout=timeout_s + 60, env=_kernel_env(seed, threads, cache, log, scratch))
+                              timeout=settings.notebook_timeout_s,
+                              env=_kernel_env(seed, threads, cache, log, scratch, settings.profile))
         lines = done.stdout.strip().splitlines()
         result = json.loads(lines[-1]) if done.returncode == 0 and lines else {
             "errors": [], "stopped": f"runner failed: {done.stderr.strip()[-300:]}"}
     except subprocess.TimeoutExpired:
-        result = {"errors": [], "stopped": f"killed after {timeout_s + 60:.0f} s"}
+        limit = settings.notebook_timeout_s
+        result = {"errors": [], "stopped": f"killed after {limit:.0f} s (--notebook-timeout)"}
     claims = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     errors = [e for e in result["errors"] if CLAIM_FAILED not in e["error"]]
     if result["stopped"]:
@@ -135,7 +160,7 @@ class _Passes:
 
 
 def run_all(chosen: Sequence[str], seeds: Sequence[int], threads: Sequence[int], jobs: int,
-            timeout_s: float) -> list[dict]:
+            settings: Settings = Settings()) -> list[dict]:
     """Every (seed, threads) pass over the lessons, each with a fresh model cache. Passes of one
     thread count run together, on as many cores as `jobs` allows."""
     scratch = Path(tempfile.mkdtemp(prefix="course-claims-"))
@@ -150,7 +175,7 @@ def run_all(chosen: Sequence[str], seeds: Sequence[int], threads: Sequence[int],
                 continue
             seed, lesson = job
             cache = scratch / f"cache-s{seed}-t{count}"
-            run = run_notebook(lesson, seed, count, cache, scratch, timeout_s)
+            run = run_notebook(lesson, seed, count, cache, scratch, settings)
             passes.done(seed)
             with lock:
                 results.append(run)
@@ -218,7 +243,7 @@ def _g(x: float, ratio: bool = False) -> str:
     return f"×{10 ** x:.3g}" if ratio and math.isfinite(x) else f"{x:.4g}"
 
 
-def report(runs: Sequence[dict], invocations: Sequence[dict]) -> str:
+def report(runs: Sequence[dict], invocations: Sequence[dict], profile: str = "cpu") -> str:
     rows = summarize(runs)
     verdicts = defaultdict(int)
     for r in rows:
@@ -226,15 +251,17 @@ def report(runs: Sequence[dict], invocations: Sequence[dict]) -> str:
     ran = [f"{i['date']}: lessons {i['lessons']}, seeds {i['seeds']}, threads {i['threads']}, "
            f"{i['wall_seconds'] / 60:.0f} min on {i['machine']} (load average {i['load']})"
            for i in invocations]
-    lines = ["# Claims check", "",
-             "Every asserted claim of the solution notebooks (`utils.claims.claim`), rerun at the CPU "
-             "profile for several seeds (`COURSE_SEED`) and thread counts (`OMP_NUM_THREADS`), each with a "
-             "fresh model cache. *margin*: how far the worst value is inside the threshold; *spread*: "
+    lines = ["# Claims check" + ("" if profile == "cpu" else f" at the {profile.upper()} profile"), "",
+             "Every asserted claim of the solution notebooks (`utils.claims.claim`), rerun at the "
+             f"{profile.upper()} profile for several seeds (`COURSE_SEED`) and thread counts "
+             "(`OMP_NUM_THREADS`), each with a fresh model cache. *margin*: how far the worst value is "
+             "inside the threshold; *spread*: "
              "the largest max - min of the value across seeds at one thread count; *range*: max - min "
              "over every run; THIN: margin < spread. Ratios (speed-ups, memory ratios: "
              "`claim(..., ratio=True)`) vary by factors, so their margin, spread and range are factors "
              "(×1.5: the worst value is 1.5 times the threshold, or the largest value 1.5 times the "
-             "smallest). Generated by `make claims` (`python -m course_tools.claims`); do not edit.", "",
+             "smallest). Generated by `make claims` (`python -m course_tools.claims`); do not edit.",
+             *([] if profile == "cpu" else ["", GPU_PROFILE_NOTE]), "",
              "Runs:", "", *[f"- {line}" for line in ran], "",
              "Verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())), "",
              "| lesson | claim | threshold | worst value | margin | spread | range | runs | verdict |",
@@ -266,10 +293,12 @@ def report(runs: Sequence[dict], invocations: Sequence[dict]) -> str:
 def _machine() -> str:
     """Where the runs ran. The CPU model and the kernels torch picked for it (AVX2, AVX512) are
     part of it: the same seed can train to another end on another CPU, whose kernels round
-    differently (lesson 07's post-norm race did, on an AMD EPYC with AVX2)."""
+    differently (lesson 07's post-norm race did, on an AMD EPYC with AVX2). The notebooks pick a
+    CUDA GPU where there is one, so its name is part of it too."""
     import torch
 
-    return (f"{os.cpu_count()} cores of {_cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), "
+    gpu = f", on an {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{os.cpu_count()} cores of {_cpu_model()} ({torch.backends.cpu.get_cpu_capability()}){gpu}, "
             f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}")
 
 
@@ -303,7 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0-4", help="COURSE_SEED values, e.g. 0-4 or 0,3")
     parser.add_argument("--threads", default="1,2", help="OMP_NUM_THREADS values")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="cores to fill (default: all)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per cell")
+    parser.add_argument("--timeout", type=float, default=Settings.cell_timeout_s, help="seconds per cell")
+    parser.add_argument("--notebook-timeout", type=float, default=Settings.notebook_timeout_s,
+                        help="seconds per notebook, every cell together")
+    parser.add_argument("--profile", choices=("cpu", "gpu"), default="cpu",
+                        help="the notebooks' sizes (COURSE_PROFILE); gpu runs on a GPU where there is one, "
+                             "else on the CPU (default report: docs/claims_gpu_profile.md)")
     parser.add_argument("--out", type=Path, default=None, help="report (.md; .json beside it)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # the child: run one notebook
     args = parser.parse_args(argv)
@@ -313,12 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [x for x in lessons() if not args.lessons or any(x.startswith(p) for p in args.lessons)]
     if not chosen:
         raise SystemExit(f"no lesson starts with any of {args.lessons}; the lessons are: {lessons()}")
-    out = args.out or repo_root() / "docs" / "claims.md"
+    default = "claims.md" if args.profile == "cpu" else f"claims_{args.profile}_profile.md"
+    out = args.out or repo_root() / "docs" / default
     store = out.with_suffix(".json")
     keep = store.exists() and args.lessons  # a partial rerun keeps the other lessons' rows
     old = json.loads(store.read_text()) if keep else {"runs": [], "invocations": []}
     load, start = _load(), time.perf_counter()
-    runs = run_all(chosen, _range(args.seeds), _range(args.threads), args.jobs, args.timeout)
+    settings = Settings(args.profile, args.timeout, args.notebook_timeout)
+    runs = run_all(chosen, _range(args.seeds), _range(args.threads), args.jobs, settings)
     invocation = {"date": datetime.date.today().isoformat(), "lessons": " ".join(x[:2] for x in chosen),
                   "seeds": args.seeds, "threads": args.threads, "machine": _machine(),
                   "wall_seconds": round(time.perf_counter() - start),
@@ -329,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     store.write_text(json.dumps({"invocations": invocations, "claims": summarize(runs), "runs": runs},
                                 indent=1, ensure_ascii=False) + "\n")
-    text = report(runs, invocations)
+    text = report(runs, invocations, args.profile)
     out.write_text(text)
     print(text)
     print(f"wrote {out} and {store} in {invocation['wall_seconds'] / 60:.1f} min")

@@ -40,7 +40,7 @@ def test_the_plan_can_be_narrowed_and_refuses_what_does_not_exist() -> None:
 
 
 def test_the_t4_condition_is_a_memory_cap_and_no_bf16() -> None:
-    assert gpu_check.CONDITIONS["t4"] == {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"}
+    assert gpu_check.CONDITIONS["t4"] == {"COURSE_GPU_MEMORY_GIB": "14", "COURSE_NO_BF16": "1"}
     assert gpu_check.CONDITIONS["gpu"] == {}
     assert set(gpu_check.CONDITIONS["t4"]) == {runtime.GPU_MEMORY_ENV, runtime.NO_BF16_ENV}
     assert gpu_check.TIMING_LOCK_ENV == bench.TIMING_LOCK_ENV
@@ -56,7 +56,7 @@ def test_dry_run_lists_the_runs_anywhere(capsys) -> None:
     assert gpu_check.main(["--dry-run", "--lessons", "00", "--jobs", "3"]) == 0
     out = capsys.readouterr().out
     assert "would run 4 notebook(s), 3 at a time" in out
-    assert "COURSE_GPU_MEMORY_GIB=15 COURSE_NO_BF16=1" in out
+    assert "COURSE_GPU_MEMORY_GIB=14 COURSE_NO_BF16=1" in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

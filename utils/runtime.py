@@ -7,8 +7,10 @@ nbgrader grades a submission.
 Two environment variables make a large GPU behave like a small one, so that a notebook
 that would not fit or not run on Colab's or Kaggle's free T4 is found on any GPU
 (`make gpu-check` sets both for its T4 run):
-- `COURSE_GPU_MEMORY_GIB=15`: this process may use at most 15 GiB of the GPU (PyTorch's
-  allocator raises "CUDA out of memory" beyond it, as a 15 GiB card would);
+- `COURSE_GPU_MEMORY_GIB=14`: this process may use at most 14 GiB of the GPU (PyTorch's
+  allocator raises "CUDA out of memory" beyond it, as a T4 would: sold as 16 GB, it reports a
+  total of 14.74 GiB on Colab, 14.56 on Google Cloud, and the CUDA context takes a few hundred
+  MiB of that outside the allocator);
 - `COURSE_NO_BF16=1`: the course treats the GPU as one without bfloat16 (a T4), and picks
   float16 wherever it would pick bfloat16.
 """

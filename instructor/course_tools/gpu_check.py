@@ -4,9 +4,10 @@ Students on Colab and Kaggle get a GPU, and then every notebook runs its `gpu` p
 dtypes and code paths that CI (a CPU) never executes. This command runs them all:
 
 - two **conditions**: `gpu`, the GPU as it is; `t4`, the same GPU made to behave like Colab's
-  and Kaggle's free T4, with `COURSE_GPU_MEMORY_GIB=15` (PyTorch's allocator refuses more than
-  15 GiB per process) and `COURSE_NO_BF16=1` (the course picks float16 wherever it would pick
-  bfloat16). A notebook that would not fit or not run on a T4 fails here.
+  and Kaggle's free T4, with `COURSE_GPU_MEMORY_GIB=14` (PyTorch's allocator refuses more than
+  14 GiB per process: what a T4 leaves it, see `T4_MEMORY_GIB`) and `COURSE_NO_BF16=1` (the
+  course picks float16 wherever it would pick bfloat16). A notebook that would not fit or not
+  run on a T4 fails here.
 - every notebook, solution and student version (student versions run with every exercise
   unattempted, as in CI), each in its own process, in a fresh kernel started in the notebook's
   folder. The notebook file is never written: a last cell, added to the copy in memory,
@@ -44,9 +45,14 @@ from pathlib import Path
 
 from course_tools.config import lessons, repo_root, solution_path, student_path
 
+# What PyTorch's allocator gets on a T4: sold as 16 GB, it reports a total of 14.74 GiB on Colab
+# (14.56 on Google Cloud), and the CUDA context takes a few hundred MiB of it outside the
+# allocator (the cap below counts only the allocator's bytes). 15, the card's nominal size after
+# ECC, let a notebook pass here that a T4 could not hold.
+T4_MEMORY_GIB = "14"
 CONDITIONS = {
     "gpu": {},
-    "t4": {"COURSE_GPU_MEMORY_GIB": "15", "COURSE_NO_BF16": "1"},  # read by utils.runtime
+    "t4": {"COURSE_GPU_MEMORY_GIB": T4_MEMORY_GIB, "COURSE_NO_BF16": "1"},  # read by utils.runtime
 }
 TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"  # read by utils.bench.exclusive_timing
 # (names, not imports: this module, and each notebook's runner process, never import torch)
@@ -333,9 +339,10 @@ def report(rows: Sequence[dict], summary: str) -> str:
         "# GPU check: every notebook at the GPU profile",
         "",
         "Written by `make gpu-check` (`python -m course_tools gpu-check`); do not edit by hand.",
-        "Condition `gpu` is the GPU as it is; `t4` caps each process at 15 GiB of GPU memory and",
-        "forbids bfloat16 (`COURSE_GPU_MEMORY_GIB=15 COURSE_NO_BF16=1`), as on Colab's and Kaggle's",
-        "free T4. Seconds include the kernel's start and, for a lesson that needs an earlier lesson's",
+        f"Condition `gpu` is the GPU as it is; `t4` caps each process at {T4_MEMORY_GIB} GiB of GPU",
+        f"memory and forbids bfloat16 (`COURSE_GPU_MEMORY_GIB={T4_MEMORY_GIB} COURSE_NO_BF16=1`), as on",
+        "Colab's and Kaggle's free T4 (which leaves PyTorch about 14 GiB). Seconds include the",
+        "kernel's start and, for a lesson that needs an earlier lesson's",
         "model, the wait while another notebook trains it. Peak memory is the notebook kernel's,",
         "not its subprocesses': the most PyTorch's allocator handed out at once, and in brackets what",
         "it reserved from the GPU (freed blocks it keeps cached, which it gives back before it would",

@@ -209,3 +209,11 @@ def test_a_notebook_is_stopped_by_its_own_limit_not_by_its_cells(tmp_path, monke
     run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
                               report.Settings(cell_timeout_s=6, notebook_timeout_s=120))
     assert run["errors"] == [] and [c["claim"] for c in run["claims"]] == ["never reached"]
+
+
+def test_a_cell_past_its_limit_is_named_with_the_limit(tmp_path, monkeypatch) -> None:
+    slow = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(30)")
+    monkeypatch.setattr(report, "solution_path", lambda lesson: slow)
+    run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
+                              report.Settings(cell_timeout_s=3, notebook_timeout_s=120))
+    assert {"cell": None, "error": "CellTimeoutError: a cell ran past 3 s (--timeout)"} in run["errors"]

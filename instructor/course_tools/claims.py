@@ -73,8 +73,10 @@ def execute(path: Path, timeout_s: float) -> dict:
     stopped = ""
     try:
         client.execute()
-    except (CellTimeoutError, DeadKernelError) as err:
-        stopped = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
+    except CellTimeoutError:  # its message is the cell's source: say what happened instead
+        stopped = f"CellTimeoutError: a cell ran past {timeout_s:.0f} s (--timeout)"
+    except DeadKernelError as err:
+        stopped = f"DeadKernelError: {str(err).strip().splitlines()[-1][:300]}"
     errors = [{"cell": i, "error": f"{o.get('ename')}: {str(o.get('evalue', '')).strip()[:300]}"}
               for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]

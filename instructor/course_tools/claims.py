@@ -51,8 +51,8 @@ GPU_PROFILE_NOTE = (
     "Where no GPU was found (see the runs), the notebooks ran at the GPU profile's sizes on the CPU: "
     "what is measured there is what the models learn at the sizes a Colab or Kaggle student trains "
     "(accuracies, BLEU, perplexities, which do not depend on the device beyond rounding), not how "
-    "fast or in how much memory a GPU runs them: timing and memory claims then describe the CPU, and "
-    "the lessons' GPU-only asserts fail as errors. `make gpu-check` runs every notebook on a GPU.")
+    "fast or in how much memory a GPU runs them: timing and memory claims then describe the CPU, and one "
+    "that holds only on a GPU fails there. `make gpu-check` runs every notebook on a GPU.")
 
 
 # ------------------------------------------------------------------ one notebook (child process)

@@ -17,6 +17,19 @@ def root() -> Path:
 
 
 @pytest.fixture
+def code_notebook():
+    """Write a notebook of code cells: code_notebook(path, "x = 1", ...) -> path."""
+    import nbformat
+
+    def write(path: Path, *sources: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+        return path
+
+    return write
+
+
+@pytest.fixture
 def course_copy(tmp_path: Path, root: Path) -> Path:
     """A scratch copy of the course's sources (pyproject, solutions, notebooks)."""
     copy = tmp_path / "course"

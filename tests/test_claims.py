@@ -188,18 +188,10 @@ def test_a_gpu_profile_report_says_so_and_what_its_timings_mean() -> None:
     assert "at the GPU profile" not in report.report(runs, [])
 
 
-def _notebook(path, *sources: str):
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
-def test_a_notebook_is_stopped_by_its_own_limit_not_by_its_cells(tmp_path, monkeypatch) -> None:
+def test_a_notebook_is_stopped_by_its_own_limit_not_by_its_cells(tmp_path, monkeypatch,
+                                                                  code_notebook) -> None:
     # two cells of 4 s each, under the cell limit: the notebook's limit is what stops them
-    slow = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(4)", "time.sleep(4)",
+    slow = code_notebook(tmp_path / "slow.ipynb", "import time; time.sleep(4)", "time.sleep(4)",
                      "from utils.claims import claim; claim('never reached', 1, at_least=0)")
     monkeypatch.setattr(report, "solution_path", lambda lesson: slow)
     run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
@@ -211,8 +203,8 @@ def test_a_notebook_is_stopped_by_its_own_limit_not_by_its_cells(tmp_path, monke
     assert run["errors"] == [] and [c["claim"] for c in run["claims"]] == ["never reached"]
 
 
-def test_a_cell_past_its_limit_is_named_with_the_limit(tmp_path, monkeypatch) -> None:
-    slow = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(30)")
+def test_a_cell_past_its_limit_is_named_with_the_limit(tmp_path, monkeypatch, code_notebook) -> None:
+    slow = code_notebook(tmp_path / "slow.ipynb", "import time; time.sleep(30)")
     monkeypatch.setattr(report, "solution_path", lambda lesson: slow)
     run = report.run_notebook("99_slow", 0, 1, tmp_path / "cache", tmp_path,
                               report.Settings(cell_timeout_s=3, notebook_timeout_s=120))

@@ -65,16 +65,13 @@ def test_without_a_gpu_it_says_what_it_needs(capsys) -> None:
     assert "no CUDA GPU here" in capsys.readouterr().err
 
 
-def _notebook(folder: Path, *sources: str) -> Path:
-    path = folder / "solutions" / "99_demo" / "99_demo.ipynb"
-    path.parent.mkdir(parents=True)
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
-    return path
+DEMO = Path("solutions") / "99_demo" / "99_demo.ipynb"
 
 
 @pytest.mark.slow
-def test_one_notebook_passes_and_is_never_written(tmp_path: Path) -> None:
-    path = _notebook(tmp_path, "print('torch x | device: cuda | profile: gpu | seed: 0')", "x = 2 + 2")
+def test_one_notebook_passes_and_is_never_written(tmp_path: Path, code_notebook) -> None:
+    path = code_notebook(tmp_path / DEMO, "print('torch x | device: cuda | profile: gpu | seed: 0')",
+                         "x = 2 + 2")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     result = gpu_check.execute(path, timeout_s=60, keep=tmp_path / "kept")
     assert result["passed"] and result["error"] == "" and result["profile"] == "gpu"
@@ -85,8 +82,8 @@ def test_one_notebook_passes_and_is_never_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_failing_cell_is_named_and_the_peak_still_measured(tmp_path: Path) -> None:
-    path = _notebook(tmp_path, "x = 1", "assert x == 2, 'x should be 2'", "print('never')")
+def test_a_failing_cell_is_named_and_the_peak_still_measured(tmp_path: Path, code_notebook) -> None:
+    path = code_notebook(tmp_path / DEMO, "x = 1", "assert x == 2, 'x should be 2'", "print('never')")
     result = gpu_check.execute(path, timeout_s=60)
     assert not result["passed"]
     assert result["error"] == "cell 1: AssertionError: x should be 2"

@@ -8,6 +8,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +33,14 @@ def test_the_plan_covers_every_notebook_under_both_conditions() -> None:
     assert all(j.path.is_file() for j in jobs)
 
 
+def test_every_lesson_is_checked_as_a_colab_student_runs_it_before_any_twice() -> None:
+    jobs = gpu_check.plan()
+    est = gpu_check.estimates_for(jobs, [])  # all unknown: the rounds alone decide
+    first = gpu_check.start_order(jobs, est)[:len(lessons())]
+    assert {(j.version, j.condition) for j in first} == {("student", "t4")}
+    assert sorted(j.lesson for j in first) == lessons()
+
+
 def test_the_plan_can_be_narrowed_and_refuses_what_does_not_exist() -> None:
     jobs = gpu_check.plan(["t4"], ["05", "10"])
     assert {j.lesson[:2] for j in jobs} == {"05", "10"} and {j.condition for j in jobs} == {"t4"}
@@ -46,17 +57,43 @@ def test_the_t4_condition_is_a_memory_cap_and_no_bf16() -> None:
     assert gpu_check.TIMING_LOCK_ENV == bench.TIMING_LOCK_ENV
 
 
-def test_jobs_follow_gpu_memory_and_cores() -> None:
-    assert gpu_check.default_jobs(140 * 2**30, cores=16) == 8
-    assert gpu_check.default_jobs(140 * 2**30, cores=4) == 2
-    assert gpu_check.default_jobs(15 * 2**30, cores=16) == 1  # a T4: one at a time
+def test_jobs_follow_cores_and_gpu_memory() -> None:
+    assert gpu_check.default_jobs(140 * 2**30, cores=16) == 12  # three for every four cores
+    assert gpu_check.default_jobs(140 * 2**30, cores=4) == 3
+    assert gpu_check.default_jobs(15 * 2**30, cores=16) == 3  # a T4: three of the smallest at most
+    assert gpu_check.default_jobs(None, cores=1) == 1
+    assert gpu_check.memory_to_share(80 * 2**30) == 78.0
 
 
 def test_dry_run_lists_the_runs_anywhere(capsys) -> None:
     assert gpu_check.main(["--dry-run", "--lessons", "00", "--jobs", "3"]) == 0
     out = capsys.readouterr().out
-    assert "would run 4 notebook(s), 3 at a time" in out
+    assert "would run 4 notebook(s), 3 at a time at most" in out
     assert "COURSE_GPU_MEMORY_GIB=14 COURSE_NO_BF16=1" in out
+    assert "--gpu-memory GIB says how long" in out or "expected: about" in out  # the latter on a GPU
+
+
+def test_a_dry_run_for_a_named_gpu_says_how_long_it_would_take(capsys) -> None:
+    assert gpu_check.main(["--dry-run", "--lessons", "00", "05", "--jobs", "12", "--gpu-memory", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "expected: about" in out and "78 GiB of GPU memory shared out" in out
+    lines = [line for line in out.splitlines() if line.startswith("  ")]
+    assert len(lines) == 8 and all("~" in line and " GiB" in line for line in lines)
+
+
+def test_a_run_past_its_deadline_keeps_the_rows_it_had() -> None:
+    job = gpu_check.Job("01_a", "solution", "gpu", Path("x"))
+    other = gpu_check.Job("02_b", "solution", "gpu", Path("y"))
+    left_out = [gpu_check.Outcome(j, False, 0.0, ran=False, error="not run: past the deadline")
+                for j in (job, other)]
+    rows = gpu_check.updated_rows([_row("01_a", True)], left_out, "today")
+    assert [(r["lesson"], r["passed"], r["error"]) for r in rows] == [
+        ("01_a", True, ""), ("02_b", False, "not run: past the deadline")]
+    rest = gpu_check.not_yet_run([job, other, gpu_check.Job("03_c", "student", "t4", Path("z"))], rows)
+    assert [j.lesson for j in rest] == ["02_b", "03_c"]  # what a second session would take (--rest)
+    ran = [gpu_check.Outcome(job, False, 5.0, error="cell 2: boom")]
+    rows = gpu_check.updated_rows([_row("01_a", True)], ran, "today")
+    assert [r["error"] for r in rows] == ["cell 2: boom"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -168,3 +205,22 @@ def test_a_thread_clock_needs_one_cpu_thread() -> None:
         bench.compare({"a": lambda: None}, clock=time.thread_time)
     with pytest.raises(ValueError, match="threads=1 on the CPU"):
         bench.compare({"a": lambda: None}, threads=1, device="cuda", clock=time.thread_time)
+
+
+def _session(tmp_path: Path, seconds: int, *steps: str, args: str = "") -> str:
+    """tools/gpu_session.sh on this machine (no GPU: its first lines complain and go on)."""
+    env = dict(os.environ, SESSION_SECONDS=str(seconds), GPU_CHECK_ARGS=args,
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    done = subprocess.run(["bash", "tools/gpu_session.sh", str(tmp_path / "out"), *steps], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    return done.stdout
+
+
+def test_a_gpu_session_gives_the_notebooks_what_is_left_and_a_deadline_inside_it(tmp_path: Path) -> None:
+    out = _session(tmp_path, 300, "notebooks", args="--dry-run --gpu-memory 80 --jobs 12 --lessons 00")
+    header = next(line for line in out.splitlines() if line.startswith("=== notebooks ("))
+    limit = int(re.search(r"at most (\d+) s", header).group(1))
+    deadline = int(re.search(r"--deadline (\d+)", header).group(1))
+    assert 250 < limit <= 290 and deadline == limit - 20
+    assert "expected: about" in out  # gpu-check planned the run
+    assert "skipped" in _session(tmp_path, 20, "notebooks")  # no time left for it: said, not started

@@ -13,8 +13,12 @@
 # then share it. Logs, the gpu-check report and the executed notebooks (text outputs, in
 # executed.tar.gz) go to OUT_DIR (at most 8 files). Wheels in
 # .whl/ (the Jupyter packages a bare GPU image lacks) are installed into /tmp/site first.
-# Environment: GPU_CHECK_ARGS adds arguments to gpu-check (e.g. "--lessons 05 10 --update"),
-# GPU_CHECK_LIMIT its seconds; TESTS_ARGS replaces the test files (e.g. "-k backward FILE").
+# Environment: SESSION_SECONDS (default 570) is the whole command's time: each step gets at
+# most what is left, and the notebooks get `--deadline` from it, so that gpu-check starts no
+# notebook it expects to end later (by the last report's times; see course_tools.gpu_schedule)
+# and the command ends inside one 600 s device call with its report written. GPU_CHECK_ARGS
+# adds arguments to gpu-check (e.g. "--lessons 05 10 --update"), GPU_CHECK_LIMIT caps its
+# seconds; TESTS_ARGS replaces the test files (e.g. "-k backward FILE").
 # Correctness steps may share the GPU ("notebooks& tests wait triton"); timings may not.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +37,18 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, triton; print('torch', torch.__version__, '| triton', triton.__version__)" \
     | tee -a "$OUT/machine.log"
 
-step() {  # step NAME SECONDS COMMAND...: run one step under a time limit, into OUT/${LOG:-bench.log}
+END=$((SECONDS + ${SESSION_SECONDS:-570}))
+left() { echo $((END - SECONDS)); }  # seconds left of SESSION_SECONDS
+
+step() {  # step NAME SECONDS COMMAND...: run one step under a time limit (at most what is left),
+          # into OUT/${LOG:-bench.log}
     local name=$1 limit=$2 log="$OUT/${LOG:-bench.log}"
     shift 2
+    (( limit > $(left) - 5 )) && limit=$(( $(left) - 5 ))
+    if (( limit < 15 )); then
+        echo "=== $name: skipped, $(left) s left of SESSION_SECONDS" | tee -a "$log"
+        return
+    fi
     echo "=== $name ($(date +%T), at most ${limit} s): $*" | tee -a "$log"
     local start=$SECONDS
     timeout "$limit" "$@" 2>&1 | tee -a "$log"
@@ -52,8 +65,9 @@ run_step() {
         notebooks)
             # --update merges into the committed report: start from its rows
             [[ " ${GPU_CHECK_ARGS:-} " == *" --update "* ]] && cp docs/gpu_check.json "$OUT/"
-            LOG=notebooks.log step notebooks "${GPU_CHECK_LIMIT:-420}" python3 -m course_tools.gpu_check \
-                --out "$OUT/gpu_check.md" --keep "$OUT/executed" ${GPU_CHECK_ARGS:-}
+            local limit=$(( ${GPU_CHECK_LIMIT:-100000} < $(left) - 10 ? ${GPU_CHECK_LIMIT:-100000} : $(left) - 10 ))
+            LOG=notebooks.log step notebooks "$limit" python3 -m course_tools.gpu_check \
+                --out "$OUT/gpu_check.md" --keep "$OUT/executed" --deadline $((limit - 20)) ${GPU_CHECK_ARGS:-}
             tar -czf "$OUT/executed.tar.gz" -C "$OUT" executed && rm -rf "$OUT/executed" ;;
         *) echo "unknown step $1" >&2; exit 2 ;;
     esac

@@ -13,14 +13,17 @@ dtypes and code paths that CI (a CPU) never executes. This command runs them all
   folder. The notebook file is never written: a last cell, added to the copy in memory,
   reports the kernel's peak GPU memory (what PyTorch's allocator handed out at most, and what
   it reserved from the GPU, cached blocks included).
-- several at a time: as many as the GPU holds at 16 GiB each and half the CPU cores allow,
-  lessons in curriculum order, so that a lesson that needs an earlier lesson's model finds it
-  being trained already (the cache's file lock makes it wait, then load). Each condition has
-  its own model cache, fresh for the run.
+- several at a time, planned by `gpu_schedule` from the last report's times and memory: three
+  for every four CPU cores, as many as the GPU's memory holds, in rounds (every lesson's
+  student version under the T4's limits first: what a student on Colab runs), longest first.
+  With `--deadline`, a notebook expected to end past it is not started. Each condition has
+  its own model cache, fresh for the run: a lesson that needs an earlier lesson's model
+  trains it, or waits on the cache's file lock while another notebook does, then loads it.
 
 The result is a Markdown table (lesson, version, condition, seconds, peak GPU memory, result)
 with the machine it ran on, written to `docs/gpu_check.md`, and the error of each failure.
-`--dry-run` lists what would run, on any machine.
+`--dry-run` lists what would run, on any machine, and with `--gpu-memory` how long it would
+take on a GPU of that size (`--jobs` for its cores: 12 on a 16-core H100 machine).
 
     python -m course_tools gpu-check [--conditions gpu,t4] [--jobs N] [--lessons 05 10 ...]
 """
@@ -36,13 +39,12 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_tools import gpu_schedule
 from course_tools.config import lessons, repo_root, solution_path, student_path
 
 # What PyTorch's allocator gets on a T4: sold as 16 GB, it reports a total of 14.74 GiB on Colab
@@ -57,8 +59,9 @@ CONDITIONS = {
 TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"  # read by utils.bench.exclusive_timing
 # (names, not imports: this module, and each notebook's runner process, never import torch)
 GIB = 2**30
-MEMORY_PER_NOTEBOOK = 16 * GIB  # what `jobs` plans for: a T4's memory, the t4 condition's cap
+GPU_HEADROOM_GIB = 2.0  # left unplanned: CUDA contexts of processes the plan does not see
 PEAK_MARKER = "GPU_CHECK_PEAK "
+NOT_RUN = "not run:"  # how the error of a job the deadline left out begins
 _PEAK_CELL = (
     "import json as _json, torch as _torch\n"
     "_cuda = _torch.cuda.is_available() and _torch.cuda.is_initialized()\n"
@@ -93,6 +96,7 @@ class Outcome:
     profile: str = "?"  # what the setup cell printed
     error: str = ""  # the failing cell and the error, or why it did not run
     details: list[str] = field(default_factory=list)
+    ran: bool = True  # False: the deadline left it out
 
 
 def plan(conditions: Sequence[str] = tuple(CONDITIONS), only: Sequence[str] = (),
@@ -112,10 +116,30 @@ def plan(conditions: Sequence[str] = tuple(CONDITIONS), only: Sequence[str] = ()
 
 
 def default_jobs(gpu_bytes: int | None, cores: int | None = None) -> int:
-    """How many notebooks at once: 16 GiB of GPU memory and two CPU cores each."""
+    """How many notebooks at once: three for every four CPU cores (a notebook on a GPU keeps
+    about one core busy launching kernels), and no more than the GPU's memory holds at
+    `gpu_schedule.FLOOR_GIB` each. Which ones run together is `gpu_schedule`'s business."""
     cores = cores or os.cpu_count() or 2
-    by_memory = max(1, (gpu_bytes or MEMORY_PER_NOTEBOOK) // MEMORY_PER_NOTEBOOK)
-    return int(max(1, min(by_memory, cores // 2)))
+    by_memory = int((gpu_bytes / GIB if gpu_bytes else gpu_schedule.CAP_GIB) // gpu_schedule.FLOOR_GIB)
+    return int(max(1, min(by_memory, cores * 3 // 4)))
+
+
+def memory_to_share(gpu_bytes: int) -> float:
+    """GiB the notebooks may plan to use together: the GPU's, less room for stray contexts."""
+    return max(1.0, gpu_bytes / GIB - GPU_HEADROOM_GIB)
+
+
+# The rounds of a run, by how many people meet each: students on Colab's and Kaggle's T4 first,
+# then instructors' solutions on their GPU. `gpu_schedule` starts each round longest first.
+ROUNDS = (("student", "t4"), ("solution", "gpu"), ("student", "gpu"), ("solution", "t4"))
+
+
+def start_order(jobs: Sequence[Job], estimates: dict[Job, gpu_schedule.Estimate]) -> list[Job]:
+    return gpu_schedule.in_rounds(jobs, estimates, lambda job: ROUNDS.index((job.version, job.condition)))
+
+
+def estimates_for(jobs: Sequence[Job], rows: Sequence[dict]) -> dict[Job, gpu_schedule.Estimate]:
+    return {job: gpu_schedule.estimate(job.lesson, job.version, job.condition, rows) for job in jobs}
 
 
 # --------------------------------------------------------------------------------------
@@ -250,34 +274,37 @@ def plain_traceback_ipython_dir(folder: Path) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def run_all(jobs: Sequence[Job], workers: int, timeout_s: float, deadline_s: float | None = None,
+def run_all(jobs: Sequence[Job], limits: gpu_schedule.Limits, timeout_s: float,
+            estimates: dict[Job, gpu_schedule.Estimate] | None = None,
             on_outcome: Callable[[Outcome], None] = lambda outcome: None,
             keep: Path | None = None) -> list[Outcome]:
-    """Run `jobs` `workers` at a time; jobs not started by the deadline are reported, not run.
-    `on_outcome` sees each outcome as it comes (the command rewrites its report each time, so
-    that a run stopped from outside still leaves what it measured)."""
+    """Run `jobs` as `gpu_schedule` plans them from `estimates` (default: the committed report's
+    rows): longest first, as many at once as `limits` allow. Jobs the deadline leaves out are
+    reported, not run. `on_outcome` sees each outcome as it comes (the command rewrites its
+    report each time, so that a run stopped from outside still leaves what it measured)."""
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     ipython_dir = plain_traceback_ipython_dir(scratch / "ipython")
     timing_lock = scratch / "timing.lock"
     envs = {c: kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock)
             for c in {j.condition for j in jobs}}
+    estimates = estimates or estimates_for(jobs, read_rows(default_report()))
     start = time.perf_counter()
-    lock = threading.Lock()
 
     def one(job: Job) -> Outcome:
-        if deadline_s is not None and time.perf_counter() - start > deadline_s:
-            outcome = Outcome(job, False, 0.0, error=f"not run: past the {deadline_s:.0f} s deadline")
-        else:
-            outcome = _expect_gpu_profile(run_job(job, envs[job.condition], timeout_s, keep))
-        with lock:
-            print(f"{time.perf_counter() - start:6.0f} s  {'pass' if outcome.passed else 'FAIL'}  "
-                  f"{job.label}  {outcome.seconds:.0f} s  {outcome.peak_bytes / GIB:.1f} GiB  "
-                  f"{outcome.error}", flush=True)
-            on_outcome(outcome)
-        return outcome
+        return _expect_gpu_profile(run_job(job, envs[job.condition], timeout_s, keep))
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, jobs))
+    def not_run(job: Job) -> Outcome:
+        expected = estimates[job].seconds
+        why = f"{NOT_RUN} expected to take {expected:.0f} s, past the {limits.deadline_s:.0f} s deadline"
+        return Outcome(job, False, 0.0, ran=False, error=why)
+
+    def report(outcome: Outcome) -> None:
+        print(f"{time.perf_counter() - start:6.0f} s  {'pass' if outcome.passed else 'FAIL'}  "
+              f"{outcome.job.label}  {outcome.seconds:.0f} s  {outcome.peak_bytes / GIB:.1f} GiB  "
+              f"{outcome.error}", flush=True)
+        on_outcome(outcome)
+
+    return gpu_schedule.run(start_order(jobs, estimates), estimates, limits, one, not_run, report)
 
 
 def _expect_gpu_profile(outcome: Outcome) -> Outcome:
@@ -321,6 +348,16 @@ def row(outcome: Outcome, ran_on: str) -> dict:
             "reserved_gib": round(outcome.reserved_bytes / GIB, 2),
             "profile": outcome.profile, "passed": outcome.passed, "error": outcome.error,
             "details": outcome.details, "ran_on": ran_on}
+
+
+def updated_rows(earlier: Sequence[dict], outcomes: Sequence[Outcome], ran_on: str) -> list[dict]:
+    """The report's rows after these outcomes: a notebook run now replaces its earlier row; one
+    the deadline left out gets a "not run" row only where it had none (an earlier measurement
+    says more)."""
+    have = {(r["lesson"], r["version"], r["condition"]) for r in earlier}
+    new = [row(o, ran_on) for o in outcomes
+           if o.ran or (o.job.lesson, o.job.version, o.job.condition) not in have]
+    return merge(earlier, new)
 
 
 def merge(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
@@ -404,10 +441,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=420.0,
                         help="seconds a cell may run (default: 420); a notebook is killed 30 s later")
     parser.add_argument("--deadline", type=float,
-                        help="start no notebook after this many seconds (those are reported as not run)")
+                        help="start no notebook expected to end after this many seconds (expected: its time "
+                             "in the last report, plus a fifth); those are reported as not run")
+    parser.add_argument("--gpu-memory", type=float, metavar="GIB",
+                        help="plan for a GPU of this many GiB (default: this machine's GPU): a dry run "
+                             "here can then say how long the run would take there")
     parser.add_argument("--out", type=Path, help="the Markdown report (default: docs/gpu_check.md)")
     parser.add_argument("--update", action="store_true",
                         help="keep the report's other rows: replace only the notebooks run now")
+    parser.add_argument("--rest", action="store_true",
+                        help="only the notebooks the report has no run of (no row, or 'not run' by a "
+                             "deadline): with --update, a second session finishes the first one's run")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="write each executed notebook (with its outputs) to DIR/CONDITION/")
     parser.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
@@ -421,34 +465,76 @@ def command(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    out = args.out or default_report()
+    if args.rest:
+        jobs = not_yet_run(jobs, read_rows(out))
     gpu_bytes = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
-    workers = args.jobs or default_jobs(gpu_bytes)
+    planned_bytes = int(args.gpu_memory * GIB) if args.gpu_memory else gpu_bytes
+    limits = gpu_schedule.Limits(workers=args.jobs or default_jobs(planned_bytes),
+                                 memory_gib=memory_to_share(planned_bytes or int(gpu_schedule.CAP_GIB * GIB)),
+                                 deadline_s=args.deadline)
+    estimates = estimates_for(jobs, read_rows(default_report()))
     if args.dry_run:
-        print(f"would run {len(jobs)} notebook(s), {workers} at a time, {args.timeout:.0f} s each at most:")
-        for job in jobs:
-            extra = " ".join(f"{k}={v}" for k, v in CONDITIONS[job.condition].items())
-            print(f"  {job.label:60s} {job.path.relative_to(repo_root())}  {extra}")
+        print(dry_run(jobs, estimates, limits, args.timeout, planned=planned_bytes is not None))
         return 0
     if gpu_bytes is None:
         print("error: no CUDA GPU here. `make gpu-check` runs the notebooks' GPU profile and needs one "
               "(Colab, Kaggle or a GPU machine); `--dry-run` lists what it would run.", file=sys.stderr)
         return 2
-    out = args.out or repo_root() / "docs" / "gpu_check.md"
     earlier = read_rows(out) if args.update else []
     ran_on, start, done = machine_description(), time.perf_counter(), []
 
     def record(outcome: Outcome) -> None:
-        done.append(row(outcome, ran_on))
+        done.append(outcome)
         seconds = time.perf_counter() - start
-        summary = (f"Last run: {len(done)} of {len(jobs)} notebook(s) in {seconds:.0f} s, "
-                   f"{workers} at a time, on {ran_on}.")
-        write_report(out, merge(earlier, done), summary)
+        summary = (f"Last run: {sum(o.ran for o in done)} of {len(jobs)} notebook(s) in {seconds:.0f} s, "
+                   f"up to {limits.workers} at a time, on {ran_on}.")
+        write_report(out, updated_rows(earlier, done, ran_on), summary)
 
-    outcomes = run_all(jobs, workers, args.timeout, args.deadline, on_outcome=record, keep=args.keep)
+    outcomes = run_all(jobs, limits, args.timeout, estimates, on_outcome=record, keep=args.keep)
     failed = [o for o in outcomes if not o.passed]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} passed in {time.perf_counter() - start:.0f} s; "
           f"report: {out}")
     return 1 if failed else 0
+
+
+def not_yet_run(jobs: Sequence[Job], rows: Sequence[dict]) -> list[Job]:
+    """The jobs that have no row in the report, or one a deadline left as not run."""
+    ran = {(r["lesson"], r["version"], r["condition"]) for r in rows
+           if not r.get("error", "").startswith(NOT_RUN)}
+    return [job for job in jobs if (job.lesson, job.version, job.condition) not in ran]
+
+
+def default_report() -> Path:
+    """The committed report: where `make gpu-check` writes, and what it plans from."""
+    return repo_root() / "docs" / "gpu_check.md"
+
+
+def dry_run(jobs: Sequence[Job], estimates: dict[Job, gpu_schedule.Estimate], limits: gpu_schedule.Limits,
+            timeout_s: float, planned: bool) -> str:
+    """What would run, in the order it would start, with each notebook's estimate and, for a
+    known GPU, how long the whole run would take."""
+    order = start_order(jobs, estimates)
+    lines = [f"would run {len(jobs)} notebook(s), {limits.workers} at a time at most, "
+             f"{timeout_s:.0f} s a cell at most, in this order:"]
+    for job in order:
+        est = estimates[job]
+        guess = "" if est.measured else " (a guess: no pass)"
+        extra = " ".join(f"{k}={v}" for k, v in CONDITIONS[job.condition].items())
+        lines.append(f"  {job.label:52s} ~{est.seconds:4.0f} s {est.gib:4.1f} GiB{guess:24s} "
+                     f"{job.path.relative_to(repo_root())}  {extra}")
+    if not planned:
+        lines.append("(no GPU here: --gpu-memory GIB says how long it would take on a GPU of that size)")
+        return "\n".join(lines)
+    seconds, left_out = gpu_schedule.simulate(order, estimates, limits)
+    unknown = sum(not estimates[job].measured for job in jobs)
+    lines.append(f"expected: about {seconds:.0f} s, {limits.memory_gib:.0f} GiB of GPU memory shared out, "
+                 f"from the times in {default_report().relative_to(repo_root())}; {unknown} notebook(s) "
+                 f"without a passing run there are guesses (see `gpu_schedule`)")
+    if left_out:
+        lines.append(f"the deadline would leave out {len(left_out)}: "
+                     + ", ".join(job.label for job in left_out))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -224,3 +224,20 @@ def test_a_gpu_session_gives_the_notebooks_what_is_left_and_a_deadline_inside_it
     assert 250 < limit <= 290 and deadline == limit - 20
     assert "expected: about" in out  # gpu-check planned the run
     assert "skipped" in _session(tmp_path, 20, "notebooks")  # no time left for it: said, not started
+
+
+def test_a_gpu_session_finds_the_course_without_installing_it(tmp_path: Path) -> None:
+    """A bare GPU image has the repository and nothing of it installed: the script's own
+    PYTHONPATH must reach `utils` and `course_tools` (a python3 here that only prints it)."""
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "PYTHONPATH=$PYTHONPATH"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=os.pathsep.join([str(fake.parent), os.environ["PATH"]]))
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(["bash", "tools/gpu_session.sh", str(tmp_path / "out"), "ddp"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+    line = next(x for x in done.stdout.splitlines() if x.startswith("PYTHONPATH="))
+    entries = [Path(p) for p in line.split("=", 1)[1].split(os.pathsep) if p]
+    assert any((p / "utils" / "__init__.py").is_file() for p in entries)
+    assert any((p / "course_tools" / "__init__.py").is_file() for p in entries)

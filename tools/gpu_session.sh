@@ -11,8 +11,8 @@
 #
 # The benchmarks run first and alone, so that their timings see an idle GPU; the notebooks
 # then share it. Logs, the gpu-check report and the executed notebooks (text outputs, in
-# executed.tar.gz) go to OUT_DIR (at most 8 files). Wheels in
-# .whl/ (the Jupyter packages a bare GPU image lacks) are installed into /tmp/site first.
+# executed.tar.gz) go to OUT_DIR (at most 8 files). The Jupyter packages a bare GPU image
+# lacks come as wheels: tools/gpu_wheels.sh fetches them into .whl/ here; carry `.whl`.
 # Environment: SESSION_SECONDS (default 570) is the whole command's time: each step gets at
 # most what is left, and the notebooks get `--deadline` from it, so that gpu-check starts no
 # notebook it expects to end later (by the last report's times; see course_tools.gpu_schedule)
@@ -26,9 +26,12 @@ OUT=${1:?usage: tools/gpu_session.sh OUT_DIR [tests triton throughput ddp notebo
 shift
 STEPS=${*:-tests triton throughput ddp notebooks}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH="$PWD:$PWD/instructor${PYTHONPATH:+:$PYTHONPATH}"
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+# The Jupyter packages, from the wheels tools/gpu_wheels.sh put in .whl/ (carried), where the
+# image lacks them.
+if ! python3 -c "import nbclient, ipykernel, nbval" 2>/dev/null; then
+    compgen -G ".whl/*.whl" >/dev/null || { echo "no nbclient here: run tools/gpu_wheels.sh, carry .whl"; exit 1; }
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="$PYTHONPATH:/tmp/site"

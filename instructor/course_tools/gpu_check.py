@@ -279,7 +279,7 @@ def run_all(jobs: Sequence[Job], limits: gpu_schedule.Limits, timeout_s: float,
             on_outcome: Callable[[Outcome], None] = lambda outcome: None,
             keep: Path | None = None) -> list[Outcome]:
     """Run `jobs` as `gpu_schedule` plans them from `estimates` (default: the committed report's
-    rows): longest first, as many at once as `limits` allow. Jobs the deadline leaves out are
+    rows): in `start_order`, as many at once as `limits` allow. Jobs the deadline leaves out are
     reported, not run. `on_outcome` sees each outcome as it comes (the command rewrites its
     report each time, so that a run stopped from outside still leaves what it measured)."""
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))

@@ -241,3 +241,21 @@ def test_a_gpu_session_finds_the_course_without_installing_it(tmp_path: Path) ->
     entries = [Path(p) for p in line.split("=", 1)[1].split(os.pathsep) if p]
     assert any((p / "utils" / "__init__.py").is_file() for p in entries)
     assert any((p / "course_tools" / "__init__.py").is_file() for p in entries)
+
+
+def test_a_runner_that_breaks_fails_its_own_row_and_the_run_goes_on(monkeypatch) -> None:
+    from course_tools import gpu_schedule
+
+    jobs = gpu_check.plan(["gpu"], ["00"])  # the solution and the student version
+
+    def run_job(job, env, timeout_s, keep=None):
+        if job.version == "student":
+            raise ValueError("no JSON on the runner's last line")
+        return gpu_check.Outcome(job, True, 1.0)
+
+    monkeypatch.setattr(gpu_check, "run_job", run_job)
+    seen = []
+    outcomes = gpu_check.run_all(jobs, gpu_schedule.Limits(2, 32.0), 60, on_outcome=seen.append)
+    assert {o.job.version: o.passed for o in outcomes} == {"solution": True, "student": False}
+    broken = next(o for o in outcomes if not o.passed)
+    assert broken.error.startswith("runner failed: ValueError") and len(seen) == 2

@@ -291,7 +291,11 @@ def run_all(jobs: Sequence[Job], limits: gpu_schedule.Limits, timeout_s: float,
     start = time.perf_counter()
 
     def one(job: Job) -> Outcome:
-        return _expect_gpu_profile(run_job(job, envs[job.condition], timeout_s, keep))
+        began = time.perf_counter()
+        try:
+            return _expect_gpu_profile(run_job(job, envs[job.condition], timeout_s, keep))
+        except Exception as err:  # a broken runner fails its own row, never the whole run
+            return Outcome(job, False, time.perf_counter() - began, error=f"runner failed: {err!r}"[:300])
 
     def not_run(job: Job) -> Outcome:
         expected = estimates[job].seconds

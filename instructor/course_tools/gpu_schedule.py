@@ -17,7 +17,7 @@ notebook is planned from what it measured in the last report (`docs/gpu_check.js
   been checked the way a student on Colab meets it, rather than some lessons four ways.
 
 With a deadline, a notebook starts only if its estimate says it ends before it; the others
-are reported as not run (and a later `--update` run can take them).
+are reported as not run (and a later `--update --rest` run takes them).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import torch
 
 from course_tools import gpu_check
 from course_tools.config import lessons
-from utils import bench, runtime
+from utils import bench, runtime, training
 
 
 def test_the_plan_covers_every_notebook_under_both_conditions() -> None:
@@ -259,3 +259,54 @@ def test_a_runner_that_breaks_fails_its_own_row_and_the_run_goes_on(monkeypatch)
     assert {o.job.version: o.passed for o in outcomes} == {"solution": True, "student": False}
     broken = next(o for o in outcomes if not o.passed)
     assert broken.error.startswith("runner failed: ValueError") and len(seen) == 2
+
+
+def test_training_steps_wait_while_another_notebook_times(tmp_path: Path, monkeypatch) -> None:
+    lock = tmp_path / "timing.lock"
+    monkeypatch.setenv(bench.TIMING_LOCK_ENV, str(lock))
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    stepped_at: list[float] = []
+
+    def one_step() -> None:
+        training.take_step(model, model(torch.ones(1, 2)).sum(), optimizer, None, None)
+        stepped_at.append(time.perf_counter())
+
+    with open(lock, "a") as other:  # another notebook is timing
+        fcntl.flock(other, fcntl.LOCK_EX)
+        worker = threading.Thread(target=one_step)
+        worker.start()
+        time.sleep(0.3)
+        assert not stepped_at, "a training step ran while another notebook was timing"
+        released = time.perf_counter()
+        fcntl.flock(other, fcntl.LOCK_UN)
+    worker.join(timeout=10)
+    assert stepped_at and stepped_at[0] >= released
+    one_step()  # nobody timing: at once
+    with bench.exclusive_timing():  # the timing process itself never waits on its own lock
+        one_step()
+    assert len(stepped_at) == 3
+
+
+def test_a_timer_that_dies_frees_the_steps_it_held(tmp_path: Path) -> None:
+    lock = tmp_path / "timing.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; h = open(sys.argv[1], 'a'); fcntl.flock(h, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(60)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_for_a_timer_that_dies(holder, lock)
+    finally:
+        holder.kill()
+
+
+def _wait_for_a_timer_that_dies(holder: subprocess.Popen, lock: Path) -> None:
+    assert holder.stdout.readline().strip() == "held"
+    env = dict(os.environ, **{bench.TIMING_LOCK_ENV: str(lock)})
+    waiter = subprocess.Popen([sys.executable, "-c", "from utils import bench; print('asking', flush=True); "
+                               "bench.wait_while_timing()"], env=env, cwd=Path(__file__).parents[1],
+                              stdout=subprocess.PIPE, text=True)
+    assert waiter.stdout.readline().strip() == "asking"
+    time.sleep(0.5)
+    assert waiter.poll() is None  # waiting
+    holder.kill()  # the timer's kernel dies mid-timing: its lock goes with it
+    assert waiter.wait(timeout=30) == 0

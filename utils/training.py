@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.bench import wait_while_timing
+
 
 @dataclass
 class TrainLog:
@@ -140,6 +142,7 @@ def take_step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optim
     """From a loss to updated weights: fresh gradients (zeroed, else `backward` adds to the last
     step's), clipped to a global norm of `clip_norm` before the step that uses them (None: no
     clipping), the optimiser's step, then the scheduler's (None: no schedule)."""
+    wait_while_timing()  # under `make gpu-check`: never beside another notebook's timing
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip_norm is not None:

@@ -7,6 +7,7 @@ noisy, so absolute times drift). Run one with `python -m utils.bench NAME`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -33,24 +34,58 @@ def synchronize(device: torch.device | str | None = None) -> None:
 TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"
 
 
+_timing_here = 0  # how deep this process is inside `exclusive_timing`
+
+
 @contextlib.contextmanager
 def exclusive_timing() -> Iterator[None]:
     """Hold the file lock named by `COURSE_TIMING_LOCK` (if set) while timing.
 
     `make gpu-check` runs several notebooks on one GPU at once; with this lock, two of them
-    never time their code at the same moment (a student's notebook runs alone and never sets
-    it). A no-op where the variable is unset or file locks do not exist (Windows).
+    never time their code at the same moment, and the others' training steps wait until the
+    timing is done (`wait_while_timing`). A student's notebook runs alone and never sets it.
+    A no-op where the variable is unset or file locks do not exist (Windows).
     """
+    global _timing_here
     path = os.environ.get(TIMING_LOCK_ENV)
     if not path or fcntl is None:
         yield
         return
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        _timing_here += 1
         try:
             yield
         finally:
+            _timing_here -= 1
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def wait_while_timing(poll_s: float = 0.02) -> None:
+    """Return once no other notebook is timing (`exclusive_timing`): a training step launched
+    beside a timing would share the GPU with it and skew it (in the first GPU check, timing
+    claims failed while eleven other notebooks trained). `utils.training.take_step` calls it
+    before every step. It only asks, holding nothing: a timer that dies frees its lock, and
+    nothing waits on a step. Returns at once where the variable is unset (every student's run)
+    and in the process that is timing."""
+    path = os.environ.get(TIMING_LOCK_ENV)
+    if not path or fcntl is None or _timing_here:
+        return
+    handle = _shared_handle(path)
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held exclusively: someone is timing
+            time.sleep(poll_s)
+            continue
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+
+
+@functools.cache
+def _shared_handle(path: str):
+    """One open file per lock path and process (a step asks thousands of times)."""
+    return open(path, "a")  # kept open for the process's life
 
 
 @contextlib.contextmanager

@@ -106,6 +106,20 @@ DEMO = Path("solutions") / "99_demo" / "99_demo.ipynb"
 
 
 @pytest.mark.slow
+def test_the_seconds_a_notebook_spends_timing_are_reported(tmp_path: Path, code_notebook,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv(bench.TIMING_LOCK_ENV, str(tmp_path / "timing.lock"))  # as gpu-check's kernels
+    path = code_notebook(tmp_path / DEMO, "import time\nfrom utils import bench",
+                         "bench.time_it(lambda: time.sleep(0.1), repeat=3, warmup=0)")
+    result = gpu_check.execute(path, timeout_s=60)
+    assert result["passed"] and 0.3 <= result["timing_seconds"] < 10 and result["paused_seconds"] == 0
+    assert gpu_check.TIMING_PAUSE_ENV == bench.TIMING_PAUSE_ENV
+    env = gpu_check.kernel_env("gpu", tmp_path, tmp_path, tmp_path / "lock", pause=False)
+    assert env[bench.TIMING_PAUSE_ENV] == "0"
+    assert bench.TIMING_PAUSE_ENV not in gpu_check.kernel_env("gpu", tmp_path, tmp_path, tmp_path / "lock")
+
+
+@pytest.mark.slow
 def test_one_notebook_passes_and_is_never_written(tmp_path: Path, code_notebook) -> None:
     path = code_notebook(tmp_path / DEMO, "print('torch x | device: cuda | profile: gpu | seed: 0')",
                          "x = 2 + 2")
@@ -142,7 +156,9 @@ def test_report_merges_reruns_and_shows_failures() -> None:
     page = gpu_check.report(gpu_check.merge(first, [_row("03_c", False, "x | y", "t4")]), "one run")
     assert "**1 of 3 passed.** one run" in page
     failed = "**FAIL** cell 3: AssertionError: a \\| b"  # a pipe would split the table's cell
-    assert f"| 01_a | solution | gpu | 12 | 3.00 (4.00) | {failed} | today, a GPU |" in page
+    assert f"| 01_a | solution | gpu | 12 | 3.00 (4.00) | 0 / 0 | {failed} | today, a GPU |" in page
+    older = {k: v for k, v in _row("02_b", True).items() if k not in ("timing_s", "paused_s")}
+    assert "| 02_b | solution | gpu | 12 | 3.00 (4.00) | ? | pass |" in gpu_check.report([older], "")
     assert "### 03_c solution [t4]" in page and "Traceback | line" in page
 
 

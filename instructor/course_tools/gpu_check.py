@@ -57,16 +57,21 @@ CONDITIONS = {
     "t4": {"COURSE_GPU_MEMORY_GIB": T4_MEMORY_GIB, "COURSE_NO_BF16": "1"},  # read by utils.runtime
 }
 TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"  # read by utils.bench.exclusive_timing
+TIMING_PAUSE_ENV = "COURSE_TIMING_PAUSE"  # "0" (--no-pause): read by utils.bench.wait_while_timing
 # (names, not imports: this module, and each notebook's runner process, never import torch)
 GIB = 2**30
 GPU_HEADROOM_GIB = 2.0  # left unplanned: CUDA contexts of processes the plan does not see
 PEAK_MARKER = "GPU_CHECK_PEAK "
 NOT_RUN = "not run:"  # how the error of a job the deadline left out begins
-_PEAK_CELL = (
+_PEAK_CELL = (  # the peak memory, and the seconds spent timing and paused (utils.bench.timing_totals)
     "import json as _json, torch as _torch\n"
+    "try:\n"
+    "    from utils.bench import timing_totals as _totals\n"
+    "except ImportError:  # a notebook outside the course\n"
+    "    _totals = lambda: {'timing': 0.0, 'paused': 0.0}\n"
     "_cuda = _torch.cuda.is_available() and _torch.cuda.is_initialized()\n"
     "_peak = [_torch.cuda.max_memory_allocated(), _torch.cuda.max_memory_reserved()] if _cuda else [0, 0]\n"
-    f"print({PEAK_MARKER!r} + _json.dumps(_peak))\n"
+    f"print({PEAK_MARKER!r} + _json.dumps([*_peak, _totals()['timing'], _totals()['paused']]))\n"
 )
 
 
@@ -97,6 +102,8 @@ class Outcome:
     error: str = ""  # the failing cell and the error, or why it did not run
     details: list[str] = field(default_factory=list)
     ran: bool = True  # False: the deadline left it out
+    timing_seconds: float = 0.0  # spent timing, holding the lock others' training steps wait on
+    paused_seconds: float = 0.0  # its training steps spent waiting while others timed
 
 
 def plan(conditions: Sequence[str] = tuple(CONDITIONS), only: Sequence[str] = (),
@@ -174,7 +181,9 @@ def execute(path: Path, timeout_s: float, keep: Path | None = None) -> dict:
             result["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
         with contextlib.suppress(Exception):  # a dead kernel has no peak to report
             client.execute_cell(peak_cell, len(cells))
-    result["profile"], (result["peak_bytes"], result["reserved_bytes"]) = _read_outputs(nb)
+    result["profile"], (allocated, reserved, timing, paused) = _read_outputs(nb)
+    result.update(peak_bytes=int(allocated), reserved_bytes=int(reserved), timing_seconds=timing,
+                  paused_seconds=paused)
     result["details"] = _tracebacks(nb)
     if keep is not None:  # text outputs only: figures would make the copies large
         for cell in nb.cells:
@@ -200,16 +209,16 @@ def _text_outputs(nb) -> list[str]:
             if o.get("output_type") == "stream"]
 
 
-def _read_outputs(nb) -> tuple[str, tuple[int, int]]:
-    """The profile the setup cell printed, and the peak memory the last cell reported."""
-    profile, peak = "?", (0, 0)
+def _read_outputs(nb) -> tuple[str, list[float]]:
+    """The profile the setup cell printed, and what the last cell reported: peak memory
+    allocated and reserved (bytes), seconds spent timing and paused."""
+    profile, peak = "?", [0, 0, 0.0, 0.0]
     for text in _text_outputs(nb):
         if "| profile: " in text and profile == "?":
             profile = text.split("| profile: ", 1)[1].split()[0]
         for line in text.splitlines():
             if line.startswith(PEAK_MARKER):
-                allocated, reserved = json.loads(line[len(PEAK_MARKER):])
-                peak = (int(allocated), int(reserved))
+                peak = json.loads(line[len(PEAK_MARKER):])
     return profile, peak
 
 
@@ -242,14 +251,19 @@ def run_job(job: Job, env: dict[str, str], timeout_s: float, keep: Path | None =
         return Outcome(job, False, seconds, error=f"runner failed: {done.stderr.strip()[-500:]}")
     result = json.loads(lines[-1])
     return Outcome(job, result["passed"], seconds, result["peak_bytes"], result["reserved_bytes"],
-                   result["profile"], result["error"], result["details"])
+                   result["profile"], result["error"], result["details"],
+                   timing_seconds=result["timing_seconds"], paused_seconds=result["paused_seconds"])
 
 
-def kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Path) -> dict[str, str]:
+def kernel_env(condition: str, cache: Path, ipython_dir: Path, timing_lock: Path,
+               pause: bool = True) -> dict[str, str]:
     """The environment a condition's kernels start with. Every kernel times its code under one
-    lock (`utils.bench.exclusive_timing`): two notebooks never time at the same moment."""
+    lock (`utils.bench.exclusive_timing`): two notebooks never time at the same moment, and
+    (unless `pause` is False) the others' training steps wait meanwhile."""
     root = str(repo_root())
     env = dict(os.environ)
+    if not pause:
+        env[TIMING_PAUSE_ENV] = "0"
     for name in (*CONDITIONS["t4"], "COURSE_PROFILE", "NBGRADER_EXECUTION"):
         env.pop(name, None)  # each condition says exactly what it sets
     env.update(CONDITIONS[condition])
@@ -277,7 +291,7 @@ def plain_traceback_ipython_dir(folder: Path) -> Path:
 def run_all(jobs: Sequence[Job], limits: gpu_schedule.Limits, timeout_s: float,
             estimates: dict[Job, gpu_schedule.Estimate] | None = None,
             on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-            keep: Path | None = None) -> list[Outcome]:
+            keep: Path | None = None, pause: bool = True) -> list[Outcome]:
     """Run `jobs` as `gpu_schedule` plans them from `estimates` (default: the committed report's
     rows): in `start_order`, as many at once as `limits` allow. Jobs the deadline leaves out are
     reported, not run. `on_outcome` sees each outcome as it comes (the command rewrites its
@@ -285,7 +299,7 @@ def run_all(jobs: Sequence[Job], limits: gpu_schedule.Limits, timeout_s: float,
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     ipython_dir = plain_traceback_ipython_dir(scratch / "ipython")
     timing_lock = scratch / "timing.lock"
-    envs = {c: kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock)
+    envs = {c: kernel_env(c, scratch / f"cache-{c}", ipython_dir, timing_lock, pause)
             for c in {j.condition for j in jobs}}
     estimates = estimates or estimates_for(jobs, read_rows(default_report()))
     start = time.perf_counter()
@@ -350,6 +364,7 @@ def row(outcome: Outcome, ran_on: str) -> dict:
     return {"lesson": job.lesson, "version": job.version, "condition": job.condition,
             "seconds": round(outcome.seconds, 1), "peak_gib": round(outcome.peak_bytes / GIB, 2),
             "reserved_gib": round(outcome.reserved_bytes / GIB, 2),
+            "timing_s": round(outcome.timing_seconds, 1), "paused_s": round(outcome.paused_seconds, 1),
             "profile": outcome.profile, "passed": outcome.passed, "error": outcome.error,
             "details": outcome.details, "ran_on": ran_on}
 
@@ -387,17 +402,20 @@ def report(rows: Sequence[dict], summary: str) -> str:
         "trains it. Peak memory is the notebook kernel's,",
         "not its subprocesses': the most PyTorch's allocator handed out at once, and in brackets what",
         "it reserved from the GPU (freed blocks it keeps cached, which it gives back before it would",
-        "fail); `?` where a run measured only the reserved bytes.",
+        "fail); `?` where a run measured only the reserved bytes. *Timing / paused*: seconds the",
+        "notebook spent timing its code (holding the lock), and its training steps spent waiting",
+        "while other notebooks timed theirs (`utils.bench.wait_while_timing`); `?`: not measured.",
         "",
         f"**{passed} of {len(rows)} passed.** {summary}",
         "",
-        "| lesson | version | condition | seconds | peak GPU memory, GiB (reserved) | result | ran on |",
-        "|---|---|---|---:|---:|---|---|",
+        "| lesson | version | condition | seconds | peak GPU memory, GiB (reserved) | timing / paused, s "
+        "| result | ran on |",
+        "|---|---|---|---:|---:|---:|---|---|",
     ]
     for r in rows:
         result = "pass" if r["passed"] else f"**FAIL** {r['error']}".replace("|", "\\|")
         lines.append(f"| {r['lesson']} | {r['version']} | {r['condition']} | {r['seconds']:.0f} | "
-                     f"{_memory(r)} | {result} | {r['ran_on']} |")
+                     f"{_memory(r)} | {_timing(r)} | {result} | {r['ran_on']} |")
     failures = [r for r in rows if not r["passed"] and r["details"]]
     if failures:
         lines += ["", "## Failures", ""]
@@ -411,6 +429,13 @@ def _memory(r: dict) -> str:
     """'1.20 (3.50)': allocated, then reserved; rows of the first run measured reserved only."""
     allocated = "?" if r.get("peak_gib") is None else f"{r['peak_gib']:.2f}"
     return f"{allocated} ({r.get('reserved_gib', 0):.2f})"
+
+
+def _timing(r: dict) -> str:
+    """'12 / 3': seconds timing, then paused; rows of runs before 2026-12-07 measured neither."""
+    if r.get("timing_s") is None:
+        return "?"
+    return f"{r['timing_s']:.0f} / {r['paused_s']:.0f}"
 
 
 def write_report(out: Path, rows: Sequence[dict], summary: str) -> None:
@@ -458,6 +483,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "deadline): with --update, a second session finishes the first one's run")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="write each executed notebook (with its outputs) to DIR/CONDITION/")
+    parser.add_argument("--no-pause", action="store_true",
+                        help="training steps go on while another notebook times its code (by default "
+                             "they wait: the report's 'timing / paused' column says what that costs)")
     parser.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
 
 
@@ -495,7 +523,8 @@ def command(args: argparse.Namespace) -> int:
                    f"up to {limits.workers} at a time, on {ran_on}.")
         write_report(out, updated_rows(earlier, done, ran_on), summary)
 
-    outcomes = run_all(jobs, limits, args.timeout, estimates, on_outcome=record, keep=args.keep)
+    outcomes = run_all(jobs, limits, args.timeout, estimates, on_outcome=record, keep=args.keep,
+                       pause=not args.no_pause)
     failed = [o for o in outcomes if not o.passed]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} passed in {time.perf_counter() - start:.0f} s; "
           f"report: {out}")

@@ -35,6 +35,8 @@ TIMING_LOCK_ENV = "COURSE_TIMING_LOCK"
 
 
 _timing_here = 0  # how deep this process is inside `exclusive_timing`
+TIMING_PAUSE_ENV = "COURSE_TIMING_PAUSE"  # "0": training steps do not wait for timings
+_seconds = {"timing": 0.0, "paused": 0.0}  # this process's, under the lock: see `timing_totals`
 
 
 @contextlib.contextmanager
@@ -54,9 +56,11 @@ def exclusive_timing() -> Iterator[None]:
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         _timing_here += 1
+        start = time.perf_counter()
         try:
             yield
         finally:
+            _seconds["timing"] += time.perf_counter() - start
             _timing_here -= 1
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -66,12 +70,12 @@ def wait_while_timing(poll_s: float = 0.02) -> None:
     beside a timing would share the GPU with it and skew it (in the first GPU check, timing
     claims failed while eleven other notebooks trained). `utils.training.take_step` calls it
     before every step. It only asks, holding nothing: a timer that dies frees its lock, and
-    nothing waits on a step. Returns at once where the variable is unset (every student's run)
-    and in the process that is timing."""
+    nothing waits on a step. Returns at once where the variable is unset (every student's run),
+    in the process that is timing, and with `COURSE_TIMING_PAUSE=0` (`gpu-check --no-pause`)."""
     path = os.environ.get(TIMING_LOCK_ENV)
-    if not path or fcntl is None or _timing_here:
+    if not path or fcntl is None or _timing_here or os.environ.get(TIMING_PAUSE_ENV) == "0":
         return
-    handle = _shared_handle(path)
+    handle, start = _shared_handle(path), time.perf_counter()
     while True:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -79,7 +83,14 @@ def wait_while_timing(poll_s: float = 0.02) -> None:
             time.sleep(poll_s)
             continue
         fcntl.flock(handle, fcntl.LOCK_UN)
+        _seconds["paused"] += time.perf_counter() - start
         return
+
+
+def timing_totals() -> dict[str, float]:
+    """Seconds this process spent timing under the lock, and paused while others timed: what
+    the lock costs a `make gpu-check` run (its report shows both for every notebook)."""
+    return dict(_seconds)
 
 
 @functools.cache

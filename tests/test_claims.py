@@ -181,6 +181,16 @@ def test_the_gpu_profile_runs_the_gpu_sizes_on_whatever_device_is_there(tmp_path
     assert report._kernel_env(0, 1, tmp_path, tmp_path, tmp_path)["COURSE_PROFILE"] == "cpu"
 
 
+def test_timings_never_overlap_and_pause_training_only_on_a_gpu(tmp_path, monkeypatch) -> None:
+    from utils import bench
+
+    for gpu in (False, True):
+        monkeypatch.setattr(report, "_has_gpu", lambda gpu=gpu: gpu)
+        env = report._kernel_env(0, 1, tmp_path, tmp_path, tmp_path)
+        assert env[bench.TIMING_LOCK_ENV] == str(tmp_path / "timing.lock")
+        assert (env.get(bench.TIMING_PAUSE_ENV) == "0") is not gpu  # on a CPU each notebook has its core
+
+
 def test_a_gpu_profile_report_says_so_and_what_its_timings_mean() -> None:
     runs = [_run("08_z", s, 1, ("BLEU", 90 + s, 70)) for s in range(2)]
     text = report.report(runs, [], profile="gpu")

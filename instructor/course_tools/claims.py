@@ -12,7 +12,7 @@ verdict: `ok`; `THIN` when the margin is smaller than the spread (another seed c
 it); `FAILED` when some run crossed it; `MISSING` when some run never reached it (see the
 errors). Errors that are not claims are listed too. Two one-thread notebooks run side by side
 (a 2-core machine); a two-thread notebook runs alone; timings never overlap
-(`COURSE_TIMING_LOCK`).
+(`COURSE_TIMING_LOCK`), and on a GPU the other notebook's training steps wait meanwhile.
 
     python -m course_tools.claims [--lessons 05 10] [--seeds 0-4] [--threads 1,2] [--jobs 2]
                                   [--timeout 600] [--notebook-timeout 3600] [--out docs/claims.md]
@@ -94,7 +94,15 @@ def _kernel_env(seed: int, threads: int, cache: Path, log: Path, scratch: Path,
                COURSE_TIMING_LOCK=str(scratch / "timing.lock"), IPYTHONDIR=str(scratch / "ipython"),
                MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (str(repo_root()), env.get("PYTHONPATH")) if p))
+    if not _has_gpu():  # one core each: the other notebook's training steps need not wait for a
+        env["COURSE_TIMING_PAUSE"] = "0"  # timing (on one GPU they do: utils.bench.wait_while_timing)
     return env
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @dataclass(frozen=True)
